@@ -1,0 +1,1 @@
+"""Storage for the workbench: SQLAlchemy models, engine factory (SQLite pragmas, PostgreSQL), migrations."""

@@ -1,0 +1,1 @@
+"""Studies, raters, scheduling, votes, curation, statistics, export and GEdit-Bench evaluation."""
