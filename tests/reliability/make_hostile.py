@@ -14,7 +14,7 @@ import json
 import struct
 import sys
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image
@@ -136,6 +136,10 @@ HTML = b"<!doctype html><html><body><img src=x onerror=alert(1)><script>alert(1)
 
 def image_cases() -> list[tuple[Case, bytes]]:
     """Hostile and awkward image files with the handling each one needs."""
+    return [(replace(case, path=f"images/{case.path}"), payload) for case, payload in _image_payloads()]
+
+
+def _image_payloads() -> list[tuple[Case, bytes]]:
     png, jpg, webp = (_save(_two_tone(), f) for f in ("PNG", "JPEG", "WEBP"))
     ok_two_tone = {"size": [64, 48], "left": list(RED), "right": list(BLUE)}
     return [
@@ -219,7 +223,6 @@ def generate(out_dir: Path | str) -> list[Case]:
     (out / "images").mkdir(parents=True, exist_ok=True)
     cases: list[Case] = []
     for case, payload in image_cases():
-        case.path = f"images/{case.path}"
         (out / case.path).write_bytes(payload)
         cases.append(case)
     cases.extend(INSTRUCTIONS)
