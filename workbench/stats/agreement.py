@@ -1,0 +1,128 @@
+"""Inter-rater agreement: Krippendorff's alpha (via the ``krippendorff`` package), Fleiss' kappa, raw agreement.
+
+Everything is computed from a units x categories count matrix (how many raters put unit i in category j), which
+handles a variable number of raters per unit. A preference vote's unit is (item, unordered system pair) and its
+label is taken relative to the pair's canonical (sorted) order, so "A wins" shown either way round agrees.
+"""
+
+from __future__ import annotations
+
+import krippendorff
+import numpy as np
+import pandas as pd
+
+from workbench.stats.votes import VotesError, validate_votes
+
+# Canonical preference labels; ORDINAL_RANK orders them for the ordinal alpha (first < tie/both-bad < second).
+PREFERENCE_LABELS = ("first", "tie", "both_bad", "second")
+ORDINAL_RANK = {"first": 0, "tie": 1, "both_bad": 1, "second": 2}
+
+
+def category_counts(
+    frame: pd.DataFrame, unit_cols: list[str], rater_col: str, label_col: str, categories: list[str]
+) -> np.ndarray:
+    """Units x categories counts, one label per (unit, rater): a rater's last label on a unit wins."""
+    last = frame.drop_duplicates(subset=[*unit_cols, rater_col], keep="last")
+    label = pd.Categorical(last[label_col], categories=categories).codes
+    if (label < 0).any():
+        unknown = sorted(set(last[label_col][label < 0].astype(str)))
+        raise ValueError(f"labels {unknown} are not among the categories {categories}")
+    unit = last.groupby(unit_cols, sort=False).ngroup().to_numpy()
+    counts = np.zeros((int(unit.max()) + 1 if len(unit) else 0, len(categories)))
+    np.add.at(counts, (unit, label), 1.0)
+    return counts
+
+
+def fleiss_kappa(counts: np.ndarray) -> float:
+    """Fleiss' kappa from units x categories counts.
+
+    Units rated fewer than twice carry no agreement information and are dropped. With a constant number of
+    raters n per unit this is Fleiss (1971): P_i = (sum_j n_ij^2 - n) / (n (n - 1)), P_e = sum_j p_j^2,
+    kappa = (mean P_i - P_e) / (1 - P_e). With a variable n_i the same formulas use each unit's n_i and
+    p_j = sum_i n_ij / sum_i n_i. NaN when it is undefined (no such unit, or P_e = 1).
+    """
+    counts = np.asarray(counts, dtype=float)
+    n_i = counts.sum(axis=1)
+    counts, n_i = counts[n_i >= 2], n_i[n_i >= 2]
+    if len(counts) == 0:
+        return float("nan")
+    p_i = ((counts**2).sum(axis=1) - n_i) / (n_i * (n_i - 1))
+    p_j = counts.sum(axis=0) / n_i.sum()
+    p_e = float((p_j**2).sum())
+    if np.isclose(p_e, 1.0):
+        return float("nan")
+    return float((p_i.mean() - p_e) / (1 - p_e))
+
+
+def raw_agreement(counts: np.ndarray) -> float:
+    """Share of agreeing rater pairs among all pairs of ratings on the same unit (NaN without any pair)."""
+    counts = np.asarray(counts, dtype=float)
+    n_i = counts.sum(axis=1)
+    pairs = (n_i * (n_i - 1)).sum()
+    return float((counts * (counts - 1)).sum() / pairs) if pairs else float("nan")
+
+
+def krippendorff_alpha(counts: np.ndarray, level: str = "nominal", value_domain: list | None = None) -> float:
+    """Krippendorff's alpha of units x values counts (columns ordered as ``value_domain`` for ordinal/interval).
+
+    NaN where alpha is undefined: no unit with two ratings, or a single value observed overall.
+    """
+    counts = np.asarray(counts, dtype=float)
+    pairable = counts[counts.sum(axis=1) >= 2]
+    if len(pairable) == 0 or np.count_nonzero(pairable.sum(axis=0)) < 2:
+        return float("nan")
+    domain = value_domain if value_domain is not None else list(range(counts.shape[1]))
+    return float(krippendorff.alpha(value_counts=pairable, value_domain=domain, level_of_measurement=level))
+
+
+def agreement_metrics(counts: np.ndarray, ordinal_counts: np.ndarray | None = None) -> dict[str, float]:
+    """Alpha (nominal, and ordinal when ``ordinal_counts`` are given), Fleiss' kappa, raw agreement, sizes."""
+    counts = np.asarray(counts, dtype=float)
+    n_i = counts.sum(axis=1)
+    out = {
+        "units": int((n_i >= 2).sum()),
+        "ratings": int(n_i[n_i >= 2].sum()),
+        "krippendorff_alpha_nominal": krippendorff_alpha(counts, "nominal"),
+        "fleiss_kappa": fleiss_kappa(counts),
+        "raw_agreement": raw_agreement(counts),
+    }
+    if ordinal_counts is not None:
+        out["krippendorff_alpha_ordinal"] = krippendorff_alpha(ordinal_counts, "ordinal")
+    return out
+
+
+def canonical_preferences(votes: pd.DataFrame) -> pd.DataFrame:
+    """Votes with ``pair`` ("x|y", sorted names) and ``label`` in PREFERENCE_LABELS relative to that order."""
+    a, b = votes["model_a"].astype(str).to_numpy(), votes["model_b"].astype(str).to_numpy()
+    a_first = a < b
+    w = votes["winner"].to_numpy()
+    label = np.select(
+        [w == "tie", w == "tie (bothbad)", (w == "model_a") == a_first],
+        ["tie", "both_bad", "first"],
+        default="second",
+    )
+    out = votes.copy()
+    out["pair"] = np.where(a_first, np.char.add(np.char.add(a, "|"), b), np.char.add(np.char.add(b, "|"), a))
+    out["label"] = label
+    return out
+
+
+def agreement_report(votes: pd.DataFrame) -> dict[str, float]:
+    """Inter-rater agreement on preference votes (needs ``item_id`` and ``rater`` columns).
+
+    Units are (item, system pair). Returns ``units`` and ``ratings`` (those on units with two or more raters),
+    Krippendorff's alpha nominal (4 labels: first, tie, both-bad, second) and ordinal (first < tie = both-bad <
+    second), Fleiss' kappa, raw agreement, and raw agreement without ties (FastChat's ``compute_agreement``
+    "w/o tie": only pairs of two decisive votes).
+    """
+    votes = validate_votes(votes)
+    missing = [c for c in ("item_id", "rater") if c not in votes.columns]
+    if missing:
+        raise VotesError(f"agreement needs column(s) {missing} in the votes table")
+    prefs = canonical_preferences(votes.dropna(subset=["item_id", "rater"]))
+    units = ["item_id", "pair"]
+    counts = category_counts(prefs, units, "rater", "label", list(PREFERENCE_LABELS))
+    ordinal = np.stack([counts[:, 0], counts[:, 1] + counts[:, 2], counts[:, 3]], axis=1)
+    report = agreement_metrics(counts, ordinal)
+    report["raw_agreement_no_ties"] = raw_agreement(counts[:, [0, 3]])
+    return report
