@@ -1,0 +1,735 @@
+"""The ``Workbench`` facade (CONTRACTS.md): studies, raters, items, blind pairs, votes, curation, statistics.
+
+Every public method runs in its own short transaction and returns plain dicts, so the Gradio handlers can call it
+from any worker thread. Writes go through ``Database.run_write`` (BEGIN IMMEDIATE on SQLite; retried on a lost
+unique race), which is what makes ``submit_vote``/``submit_decision`` exactly-once per idempotency key.
+
+Errors: ``LookupError`` for unknown studies/raters/impressions, ``ValueError`` for bad input, ``PermissionError``
+when a rater answers someone else's screen.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from db.engine import Database, default_url
+from db.migrate import upgrade
+from db.models import (
+    CHOICES,
+    DECISIONS,
+    DEFAULT_REASONS,
+    RETRACT,
+    ROLES,
+    SCORE_NAMES,
+    STUDY_KINDS,
+    Assignment,
+    CurationCandidate,
+    Decision,
+    GoldItem,
+    Impression,
+    Item,
+    Output,
+    Rater,
+    Study,
+    System,
+    Vote,
+)
+from workbench import scheduler
+from workbench.images import ImageLike, ImageStore
+
+StudyRef = int | str
+PAIR_PRIORITY_TTL_S = 60.0
+
+
+def _latest(s: Session, model, parent_column, parent_id: int):  # noqa: ANN001, ANN202 - ORM class / column
+    """The current row of an append-only chain (each new row supersedes the latest, so it has the highest id)."""
+    return s.scalars(
+        select(model).where(parent_column == parent_id).order_by(model.id.desc()).limit(1)
+    ).first()
+
+
+def _by_key(s: Session, model, key: str):  # noqa: ANN001, ANN202
+    if not key or not isinstance(key, str):
+        raise ValueError("an idempotency_key (non-empty string) is required")
+    return s.scalars(select(model).where(model.idempotency_key == key)).first()
+
+
+def _check_scores(scores: Mapping[str, float] | None) -> dict[str, float | None]:
+    scores = dict(scores or {})
+    unknown = set(scores) - set(SCORE_NAMES)
+    if unknown:
+        raise ValueError(f"unknown score name(s) {sorted(unknown)}; allowed: {list(SCORE_NAMES)}")
+    out: dict[str, float | None] = {}
+    for name in SCORE_NAMES:
+        value = scores.get(name)
+        if value is not None and not (isinstance(value, int | float) and 0 <= value <= 10):
+            raise ValueError(f"score {name!r} must be a number from 0 to 10, got {value!r}")
+        out[name] = None if value is None else float(value)
+    return out
+
+
+class Workbench:
+    """Facade over the database and the image store. Thread-safe; create one per process."""
+
+    def __init__(self, db_url: str | None = None, data_dir: str | Path = "data") -> None:
+        self.data_dir = Path(data_dir)
+        self.db_url = db_url or default_url(self.data_dir)
+        self.db = Database.connect(self.db_url)
+        self.images = ImageStore(self.data_dir / "images")
+        self._rng = random.Random()
+        self._rng_lock = threading.Lock()
+        self._priority_cache: dict[int, tuple[float, dict[tuple[int, int], float]]] = {}
+
+    # ------------------------------------------------------------------ setup
+    def init(self) -> None:
+        """Create or upgrade the schema (alembic migrations)."""
+        upgrade(self.db.engine)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def _rng_fork(self) -> random.Random:
+        # random.Random is not safe to share between threads; give each call its own seeded generator.
+        with self._rng_lock:
+            return random.Random(self._rng.getrandbits(64))
+
+    def _study(self, s: Session, study: StudyRef) -> Study:
+        row = (
+            s.get(Study, study)
+            if isinstance(study, int)
+            else s.scalars(select(Study).where(Study.name == study)).first()
+        )
+        if row is None:
+            raise LookupError(f"unknown study {study!r}")
+        return row
+
+    def _rater(self, s: Session, handle: str) -> Rater:
+        row = s.scalars(select(Rater).where(Rater.handle == handle)).first()
+        if row is None:
+            raise LookupError(
+                f"unknown rater {handle!r} (add it with `python -m workbench raters add {handle}`)"
+            )
+        return row
+
+    def create_study(
+        self,
+        name: str,
+        kind: str = "preference",
+        k: int = 3,
+        gold_rate: float = 0.0,
+        guidelines: str = "",
+        reasons: Iterable[str] | None = None,
+        pair_mode: str = "balanced",
+    ) -> int:
+        """Create a study and return its id. ``reasons`` is the curation taxonomy (default: DEFAULT_REASONS)."""
+        if kind not in STUDY_KINDS:
+            raise ValueError(f"kind must be one of {STUDY_KINDS}, got {kind!r}")
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        if not 0.0 <= gold_rate <= 1.0:
+            raise ValueError(f"gold_rate must be within [0, 1], got {gold_rate!r}")
+        if pair_mode not in ("balanced", "uncertain"):
+            raise ValueError(f"pair_mode must be 'balanced' or 'uncertain', got {pair_mode!r}")
+        reason_list = list(DEFAULT_REASONS if reasons is None else reasons)
+        if len(set(reason_list)) != len(reason_list) or not all(
+            isinstance(r, str) and r for r in reason_list
+        ):
+            raise ValueError("reasons must be distinct non-empty strings")
+
+        def write(s: Session) -> int:
+            if s.scalars(select(Study.id).where(Study.name == name)).first() is not None:
+                raise ValueError(f"a study named {name!r} already exists")
+            study = Study(
+                name=name,
+                kind=kind,
+                k=k,
+                gold_rate=gold_rate,
+                guidelines=guidelines,
+                reasons=reason_list,
+                pair_mode=pair_mode,
+            )
+            s.add(study)
+            s.flush()
+            return study.id
+
+        return self.db.run_write(write)
+
+    def study_info(self, study: StudyRef) -> dict[str, Any]:
+        """Name, kind, k, gold rate, guidelines and reason taxonomy of a study (safe to show raters)."""
+        with self.db.read.begin() as s:
+            st = self._study(s, study)
+            return {
+                "study_id": st.id,
+                "name": st.name,
+                "kind": st.kind,
+                "k": st.k,
+                "gold_rate": st.gold_rate,
+                "guidelines": st.guidelines,
+                "reasons": list(st.reasons),
+                "pair_mode": st.pair_mode,
+            }
+
+    def list_studies(self) -> list[dict[str, Any]]:
+        with self.db.read.begin() as s:
+            names = s.scalars(select(Study.name).order_by(Study.id)).all()
+        return [self.study_info(n) for n in names]
+
+    def add_rater(self, handle: str, role: str = "rater") -> int:
+        """Register a rater (idempotent for the same handle and role); returns the rater id."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        handle = (handle or "").strip()
+        if not handle or len(handle) > 100:
+            raise ValueError("a rater handle must be 1-100 characters")
+
+        def write(s: Session) -> int:
+            row = s.scalars(select(Rater).where(Rater.handle == handle)).first()
+            if row is not None:
+                if row.role != role:
+                    raise ValueError(f"rater {handle!r} already exists with role {row.role!r}")
+                return row.id
+            row = Rater(handle=handle, role=role)
+            s.add(row)
+            s.flush()
+            return row.id
+
+        return self.db.run_write(write)
+
+    def list_raters(self) -> list[dict[str, Any]]:
+        with self.db.read.begin() as s:
+            rows = s.scalars(select(Rater).order_by(Rater.id)).all()
+            return [
+                {"handle": r.handle, "role": r.role, "created_at": r.created_at.isoformat()} for r in rows
+            ]
+
+    # ------------------------------------------------------------------ content
+    def system_id(self, s: Session, study_id: int, name: str) -> int:
+        """Id of system ``name`` in the study, created on first use."""
+        if not name or not isinstance(name, str):
+            raise ValueError(f"system names must be non-empty strings, got {name!r}")
+        found = s.scalars(select(System.id).where(System.study_id == study_id, System.name == name)).first()
+        if found is not None:
+            return found
+        row = System(study_id=study_id, name=name)
+        s.add(row)
+        s.flush()
+        return row.id
+
+    def insert_item(
+        self,
+        s: Session,
+        study: Study,
+        source_hash: str,
+        instruction: str,
+        output_hashes: Mapping[str, str],
+        language: str = "en",
+        category: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        key: str | None = None,
+        gold: str | None = None,
+        rng: random.Random | None = None,
+    ) -> int:
+        """Insert one item with its outputs inside the caller's transaction (images already stored).
+
+        ``gold``: None (regular item), the name of the system whose output must win, or "both_bad".
+        """
+        if study.kind != "preference":
+            raise ValueError(
+                f"study {study.name!r} is a {study.kind} study; items belong to preference studies"
+            )
+        if not instruction or not isinstance(instruction, str):
+            raise ValueError("instruction must be a non-empty string")
+        if len(output_hashes) < 2:
+            raise ValueError(f"an item needs outputs from at least two systems, got {sorted(output_hashes)}")
+        if gold is not None and gold != "both_bad" and gold not in output_hashes:
+            raise ValueError(
+                f"gold answer {gold!r} is neither 'both_bad' nor one of the systems {sorted(output_hashes)}"
+            )
+        if (
+            key is not None
+            and s.scalars(select(Item.id).where(Item.study_id == study.id, Item.external_key == key)).first()
+            is not None
+        ):
+            raise ValueError(f"duplicate item key {key!r} in study {study.name!r}")
+        item = Item(
+            study_id=study.id,
+            external_key=key,
+            source_hash=source_hash,
+            instruction=instruction,
+            language=language or "en",
+            category=category,
+            meta=dict(metadata) if metadata else None,
+            is_gold=gold is not None,
+            assigned_count=0,
+            order_key=(rng or self._rng_fork()).random(),
+        )
+        s.add(item)
+        s.flush()
+        by_system = {}
+        for name, digest in output_hashes.items():
+            out = Output(item_id=item.id, system_id=self.system_id(s, study.id, name), image_hash=digest)
+            s.add(out)
+            by_system[name] = out
+        s.flush()
+        if gold is not None:
+            good = by_system.get(gold)
+            s.add(
+                GoldItem(
+                    item_id=item.id,
+                    good_output_id=good.id if good else None,
+                    expected_choice=None if good else "both_bad",
+                )
+            )
+        return item.id
+
+    def add_item(
+        self,
+        study: StudyRef,
+        source_image: ImageLike,
+        instruction: str,
+        language: str = "en",
+        category: str | None = None,
+        outputs: Mapping[str, ImageLike] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        key: str | None = None,
+        gold: str | None = None,
+    ) -> int:
+        """Add an item with one output per system (paths, bytes or PIL images); returns the item id."""
+        source_hash = self.images.put(source_image)
+        output_hashes = {name: self.images.put(img) for name, img in (outputs or {}).items()}
+        return self.db.run_write(
+            lambda s: self.insert_item(
+                s,
+                self._study(s, study),
+                source_hash,
+                instruction,
+                output_hashes,
+                language,
+                category,
+                metadata,
+                key,
+                gold,
+            )
+        )
+
+    def insert_candidate(
+        self,
+        s: Session,
+        study: Study,
+        source_hash: str,
+        instruction: str,
+        target_hash: str,
+        filter_score: float | None = None,
+        filter_reason: str | None = None,
+        category: str | None = None,
+        language: str = "en",
+        metadata: Mapping[str, Any] | None = None,
+        key: str | None = None,
+        rng: random.Random | None = None,
+    ) -> int:
+        """Insert one curation candidate inside the caller's transaction (images already stored)."""
+        if study.kind != "curation":
+            raise ValueError(
+                f"study {study.name!r} is a {study.kind} study; candidates belong to curation studies"
+            )
+        if not instruction or not isinstance(instruction, str):
+            raise ValueError("instruction must be a non-empty string")
+        if (
+            key is not None
+            and s.scalars(
+                select(CurationCandidate.id).where(
+                    CurationCandidate.study_id == study.id, CurationCandidate.external_key == key
+                )
+            ).first()
+            is not None
+        ):
+            raise ValueError(f"duplicate candidate key {key!r} in study {study.name!r}")
+        row = CurationCandidate(
+            study_id=study.id,
+            external_key=key,
+            source_hash=source_hash,
+            target_hash=target_hash,
+            instruction=instruction,
+            language=language or "en",
+            category=category,
+            filter_score=None if filter_score is None else float(filter_score),
+            filter_reason=filter_reason,
+            meta=dict(metadata) if metadata else None,
+            assigned_count=0,
+            order_key=(rng or self._rng_fork()).random(),
+        )
+        s.add(row)
+        s.flush()
+        return row.id
+
+    def add_candidate(
+        self,
+        study: StudyRef,
+        source_image: ImageLike,
+        instruction: str,
+        target_image: ImageLike,
+        filter_score: float | None = None,
+        filter_reason: str | None = None,
+        category: str | None = None,
+        language: str = "en",
+        metadata: Mapping[str, Any] | None = None,
+        key: str | None = None,
+    ) -> int:
+        """Add a (source, instruction, target) triplet to a curation study; returns the candidate id."""
+        source_hash, target_hash = self.images.put(source_image), self.images.put(target_image)
+        return self.db.run_write(
+            lambda s: self.insert_candidate(
+                s,
+                self._study(s, study),
+                source_hash,
+                instruction,
+                target_hash,
+                filter_score,
+                filter_reason,
+                category,
+                language,
+                metadata,
+                key,
+            )
+        )
+
+    # ------------------------------------------------------------------ preference rating
+    def _impression_view(self, s: Session, imp: Impression, rater_id: int) -> dict[str, Any]:
+        item = s.get(Item, imp.item_id)
+        left, right = s.get(Output, imp.left_output_id), s.get(Output, imp.right_output_id)
+        done = s.scalar(
+            select(func.count()).where(
+                Impression.rater_id == rater_id,
+                Impression.study_id == imp.study_id,
+                Impression.status == "voted",
+            )
+        )
+        return {
+            "impression_id": imp.id,
+            "item_id": item.id,
+            "instruction": item.instruction,
+            "language": item.language,
+            "category": item.category,
+            "source_path": str(self.images.path(item.source_hash)),
+            "left_path": str(self.images.path(left.image_hash)),
+            "right_path": str(self.images.path(right.image_hash)),
+            "progress": {"done": done or 0, "total": scheduler.count_items(s, imp.study_id)},
+        }
+
+    def next_item(self, study: StudyRef, rater_handle: str) -> dict[str, Any] | None:
+        """The next blind pair for the rater (an unanswered one first), or None when they are done.
+
+        The dict never carries a system name or id; the sides are logged on the impression row.
+        """
+        rng = self._rng_fork()
+        priority = self._pair_priority(study)
+
+        def write(s: Session) -> dict[str, Any] | None:
+            st, rater = self._study(s, study), self._rater(s, rater_handle)
+            if st.kind != "preference":
+                raise ValueError(f"study {st.name!r} is a curation study; use next_candidate")
+            imp = scheduler.open_impression(s, st.id, rater.id) or scheduler.create_impression(
+                s, st, rater.id, rng, priority
+            )
+            return None if imp is None else self._impression_view(s, imp, rater.id)
+
+        return self.db.run_write(write)
+
+    def _own_impression(self, s: Session, impression_id: int, rater: Rater) -> Impression:
+        imp = s.get(Impression, impression_id)
+        if imp is None:
+            raise LookupError(f"unknown impression {impression_id!r}")
+        if imp.rater_id != rater.id:
+            raise PermissionError(f"impression {impression_id} was shown to another rater")
+        return imp
+
+    def submit_vote(
+        self,
+        impression_id: int,
+        rater_handle: str,
+        choice: str,
+        idempotency_key: str,
+        scores: Mapping[str, float] | None = None,
+        comment: str = "",
+        seconds_on_task: float | None = None,
+    ) -> dict[str, Any]:
+        """Store a vote (A = left, B = right, tie, both_bad). Same key again -> ``stored: False``, nothing new.
+
+        Voting again on an answered impression (with a new key) is an edit: a new row superseding the old one.
+        """
+        if choice not in CHOICES:
+            raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
+        checked = _check_scores(scores)
+        if seconds_on_task is not None and (
+            not isinstance(seconds_on_task, int | float) or seconds_on_task < 0
+        ):
+            raise ValueError(f"seconds_on_task must be a non-negative number, got {seconds_on_task!r}")
+
+        def write(s: Session) -> dict[str, Any]:
+            rater = self._rater(s, rater_handle)
+            existing = _by_key(s, Vote, idempotency_key)
+            if existing is not None:
+                if existing.impression_id != impression_id or existing.rater_id != rater.id:
+                    raise ValueError(f"idempotency key {idempotency_key!r} was already used for another vote")
+                return {"vote_id": existing.id, "stored": False}
+            imp = self._own_impression(s, impression_id, rater)
+            if imp.status == "skipped":
+                raise ValueError(f"impression {impression_id} was skipped; it cannot take a vote")
+            previous = _latest(s, Vote, Vote.impression_id, imp.id)
+            vote = Vote(
+                impression_id=imp.id,
+                rater_id=rater.id,
+                choice=choice,
+                comment=comment or "",
+                seconds_on_task=None if seconds_on_task is None else float(seconds_on_task),
+                idempotency_key=idempotency_key,
+                supersedes_id=previous.id if previous else None,
+                **checked,
+            )
+            s.add(vote)
+            imp.status = "voted"
+            if imp.assignment_id is not None:
+                s.get(Assignment, imp.assignment_id).status = "done"
+            s.flush()
+            return {"vote_id": vote.id, "stored": True}
+
+        return self.db.run_write(write)
+
+    def undo_vote(self, study: StudyRef, rater_handle: str) -> dict[str, Any] | None:
+        """Withdraw the rater's latest standing vote in the study (a superseding "retract" row; history kept).
+
+        Returns the impression to show again (it is open again and comes first in ``next_item``), or None.
+        """
+
+        def write(s: Session) -> dict[str, Any] | None:
+            st, rater = self._study(s, study), self._rater(s, rater_handle)
+            superseded = select(Vote.supersedes_id).where(Vote.supersedes_id.is_not(None))
+            last = s.scalars(
+                select(Vote)
+                .join(Impression, Impression.id == Vote.impression_id)
+                .where(
+                    Impression.study_id == st.id,
+                    Vote.rater_id == rater.id,
+                    Vote.choice != RETRACT,
+                    Vote.id.not_in(superseded),
+                )
+                .order_by(Vote.id.desc())
+                .limit(1)
+            ).first()
+            if last is None:
+                return None
+            s.add(
+                Vote(
+                    impression_id=last.impression_id,
+                    rater_id=rater.id,
+                    choice=RETRACT,
+                    idempotency_key=f"undo-{uuid.uuid4()}",
+                    supersedes_id=last.id,
+                )
+            )
+            imp = s.get(Impression, last.impression_id)
+            imp.status = "open"
+            if imp.assignment_id is not None:
+                s.get(Assignment, imp.assignment_id).status = "open"
+            s.flush()
+            return self._impression_view(s, imp, rater.id)
+
+        return self.db.run_write(write)
+
+    def skip(self, impression_id: int, rater_handle: str) -> None:
+        """Skip an unanswered impression: the rater will not see that item again and its slot of k is freed."""
+
+        def write(s: Session) -> None:
+            imp = self._own_impression(s, impression_id, self._rater(s, rater_handle))
+            if imp.status == "skipped":
+                return
+            if imp.status == "voted":
+                raise ValueError(f"impression {impression_id} already has a vote; undo it first")
+            imp.status = "skipped"
+            if imp.assignment_id is not None:
+                s.get(Assignment, imp.assignment_id).status = "skipped"
+            scheduler.release_item(s, imp.item_id)
+
+        self.db.run_write(write)
+
+    # ------------------------------------------------------------------ curation
+    def _candidate_view(self, s: Session, assignment: Assignment) -> dict[str, Any]:
+        cand = s.get(CurationCandidate, assignment.candidate_id)
+        done = s.scalar(
+            select(func.count()).where(
+                Assignment.rater_id == assignment.rater_id,
+                Assignment.study_id == assignment.study_id,
+                Assignment.candidate_id.is_not(None),
+                Assignment.status == "done",
+            )
+        )
+        total = s.scalar(select(func.count()).where(CurationCandidate.study_id == assignment.study_id))
+        return {
+            "candidate_id": cand.id,
+            "source_path": str(self.images.path(cand.source_hash)),
+            "target_path": str(self.images.path(cand.target_hash)),
+            "instruction": cand.instruction,
+            "language": cand.language,
+            "filter_score": cand.filter_score,
+            "filter_reason": cand.filter_reason,
+            "category": cand.category,
+            "progress": {"done": done or 0, "total": total or 0},
+        }
+
+    def next_candidate(self, study: StudyRef, rater_handle: str) -> dict[str, Any] | None:
+        """The next triplet to review (an undecided one first), or None when the rater is done."""
+        rng = self._rng_fork()
+
+        def write(s: Session) -> dict[str, Any] | None:
+            st, rater = self._study(s, study), self._rater(s, rater_handle)
+            if st.kind != "curation":
+                raise ValueError(f"study {st.name!r} is a preference study; use next_item")
+            assignment = s.scalars(
+                select(Assignment)
+                .where(
+                    Assignment.rater_id == rater.id,
+                    Assignment.study_id == st.id,
+                    Assignment.candidate_id.is_not(None),
+                    Assignment.status == "open",
+                )
+                .order_by(Assignment.id)
+                .limit(1)
+            ).first()
+            if assignment is None:
+                cand_id = scheduler.claim_candidate(s, st, rater.id, rng)
+                if cand_id is None:
+                    return None
+                assignment = Assignment(
+                    study_id=st.id, rater_id=rater.id, candidate_id=cand_id, status="open"
+                )
+                s.add(assignment)
+                s.flush()
+            return self._candidate_view(s, assignment)
+
+        return self.db.run_write(write)
+
+    def submit_decision(
+        self,
+        candidate_id: int,
+        rater_handle: str,
+        decision: str,
+        reasons: Iterable[str] = (),
+        note: str = "",
+        idempotency_key: str = "",
+    ) -> dict[str, Any]:
+        """Store accept/reject/flag with reasons from the study's taxonomy; same key -> ``stored: False``."""
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
+        reason_list = list(reasons or [])
+
+        def write(s: Session) -> dict[str, Any]:
+            rater = self._rater(s, rater_handle)
+            existing = _by_key(s, Decision, idempotency_key)
+            if existing is not None:
+                if existing.candidate_id != candidate_id or existing.rater_id != rater.id:
+                    raise ValueError(
+                        f"idempotency key {idempotency_key!r} was already used for another decision"
+                    )
+                return {"decision_id": existing.id, "stored": False}
+            cand = s.get(CurationCandidate, candidate_id)
+            if cand is None:
+                raise LookupError(f"unknown candidate {candidate_id!r}")
+            allowed = s.get(Study, cand.study_id).reasons
+            unknown = [r for r in reason_list if r not in allowed]
+            if unknown:
+                raise ValueError(f"reason(s) {unknown} are not in the study's taxonomy {allowed}")
+            assignment = s.scalars(
+                select(Assignment).where(
+                    Assignment.rater_id == rater.id, Assignment.candidate_id == candidate_id
+                )
+            ).first()
+            if assignment is None:
+                raise PermissionError(f"candidate {candidate_id} was not given to rater {rater_handle!r}")
+            previous = _latest(s, Decision, Decision.assignment_id, assignment.id)
+            row = Decision(
+                assignment_id=assignment.id,
+                candidate_id=candidate_id,
+                rater_id=rater.id,
+                decision=decision,
+                reasons=reason_list,
+                note=note or "",
+                idempotency_key=idempotency_key,
+                supersedes_id=previous.id if previous else None,
+            )
+            s.add(row)
+            assignment.status = "done"
+            s.flush()
+            return {"decision_id": row.id, "stored": True}
+
+        return self.db.run_write(write)
+
+    def undo_decision(self, study: StudyRef, rater_handle: str) -> dict[str, Any] | None:
+        """Withdraw the rater's latest standing decision; returns the candidate to show again, or None."""
+
+        def write(s: Session) -> dict[str, Any] | None:
+            st, rater = self._study(s, study), self._rater(s, rater_handle)
+            superseded = select(Decision.supersedes_id).where(Decision.supersedes_id.is_not(None))
+            last = s.scalars(
+                select(Decision)
+                .join(Assignment, Assignment.id == Decision.assignment_id)
+                .where(
+                    Assignment.study_id == st.id,
+                    Decision.rater_id == rater.id,
+                    Decision.decision != RETRACT,
+                    Decision.id.not_in(superseded),
+                )
+                .order_by(Decision.id.desc())
+                .limit(1)
+            ).first()
+            if last is None:
+                return None
+            s.add(
+                Decision(
+                    assignment_id=last.assignment_id,
+                    candidate_id=last.candidate_id,
+                    rater_id=rater.id,
+                    decision=RETRACT,
+                    reasons=[],
+                    idempotency_key=f"undo-{uuid.uuid4()}",
+                    supersedes_id=last.id,
+                )
+            )
+            assignment = s.get(Assignment, last.assignment_id)
+            assignment.status = "open"
+            s.flush()
+            return self._candidate_view(s, assignment)
+
+        return self.db.run_write(write)
+
+    # ------------------------------------------------------------------ statistics
+    def stats(self, study: StudyRef, **options: Any) -> dict[str, Any]:
+        """Leaderboard, win matrix, per-category, agreement, position bias, rater quality and curation stats."""
+        from workbench.results import study_stats
+
+        return study_stats(self, study, **options)
+
+    def _pair_priority(self, study: StudyRef) -> dict[tuple[int, int], float] | None:
+        """For "uncertain" studies: overlap of the systems' rating CIs per pair (cached for a minute)."""
+        with self.db.read.begin() as s:
+            st = self._study(s, study)
+            if st.pair_mode != "uncertain":
+                return None
+            study_id = st.id
+            systems = dict(s.execute(select(System.name, System.id).where(System.study_id == study_id)).all())
+        cached = self._priority_cache.get(study_id)
+        if cached and time.monotonic() - cached[0] < PAIR_PRIORITY_TTL_S:
+            return cached[1]
+        from workbench.results import ci_overlap_priority
+
+        priority = ci_overlap_priority(self.stats(study_id, bootstrap_rounds=100)["leaderboard"], systems)
+        self._priority_cache[study_id] = (time.monotonic(), priority)
+        return priority
