@@ -1,0 +1,108 @@
+"""Tab 5, Admin: create studies (from an import), add raters, set k and gold rate, progress, export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from workbench.ui.auth import is_admin
+from workbench.ui.context import DB_EVENT, UIContext, require, status_html, study_picker, user_errors
+from workbench.ui.rating import HANDLE_RE
+from workbench.ui.results import as_frame
+
+
+def check_admin(ctx: UIContext, password: str | None, profile: gr.OAuthProfile | None) -> None:
+    require(
+        is_admin(ctx, password, profile),
+        "Admin only: enter the admin password (STUDIO_ADMIN_PASSWORD), or log in with an admin account on the Space.",
+    )
+
+
+def create_study(
+    ctx: UIContext, name: str, kind: str, k: float, gold_rate: float, guidelines: str, upload: str | None
+) -> str:
+    """Create a study; with an upload (manifest or zip) its items/candidates are imported too."""
+    name = (name or "").strip()
+    require(name, "Give the study a name.")
+    require(len(name) <= 200, "Study names are at most 200 characters.")
+    wb = ctx.workbench
+    wb.create_study(name, kind=kind, k=int(k), gold_rate=float(gold_rate), guidelines=guidelines or "")
+    if not upload:
+        return status_html(f"Created {kind} study '{name}' (empty).")
+    report = wb.import_study(name, upload)
+    return status_html(f"Created {kind} study '{name}' and imported {report}.")
+
+
+def add_raters(ctx: UIContext, handles: str, role: str) -> str:
+    """Register one rater per line (idempotent)."""
+    names = [h.strip() for h in (handles or "").splitlines() if h.strip()]
+    require(names, "List at least one handle (one per line).")
+    bad = [h for h in names if not HANDLE_RE.match(h)]
+    require(
+        not bad, f"Invalid handles: {', '.join(bad[:5])} (letters, digits, . _ - @; at most 64 characters)."
+    )
+    for handle in names:
+        ctx.workbench.add_rater(handle, role=role)
+    return status_html(f"Added {len(names)} {role}(s).")
+
+
+def progress_table(ctx: UIContext, study: str) -> Any:
+    """Per-rater progress for a study (from the study statistics)."""
+    require(study, "Pick a study.")
+    return as_frame(ctx.workbench.stats(study).get("raters"))
+
+
+def build(ctx: UIContext) -> gr.Dropdown:
+    """Create the Admin tab; every handler re-checks the password or login."""
+    with gr.Row():
+        password = gr.Textbox(label="Admin password", type="password", scale=3, elem_id="admin-password")
+        if ctx.settings.on_space:
+            gr.LoginButton(scale=1)
+    with gr.Accordion("Create a study", open=True):
+        with gr.Row():
+            name = gr.Textbox(label="Name", elem_id="admin-study-name")
+            kind = gr.Radio(["preference", "curation"], value="preference", label="Kind")
+            k = gr.Number(value=3, minimum=1, maximum=50, precision=0, label="Raters per item (k)")
+            gold = gr.Slider(0.0, 0.5, value=0.0, step=0.01, label="Gold (honeypot) rate")
+        guidelines = gr.Textbox(label="Guidelines shown to raters (Markdown)", lines=3)
+        upload = gr.File(
+            label="Import (manifest .jsonl/.json or .zip with images)", file_types=[".zip", ".json", ".jsonl"]
+        )
+        create = gr.Button("Create study", variant="primary", elem_id="admin-create")
+        create_status = gr.HTML()
+    with gr.Accordion("Raters", open=False):
+        handles = gr.Textbox(label="Handles, one per line", lines=3, elem_id="admin-handles")
+        role = gr.Radio(["rater", "admin"], value="rater", label="Role")
+        add = gr.Button("Add raters", elem_id="admin-add-raters")
+        raters_status = gr.HTML()
+    with gr.Accordion("Progress and export", open=False):
+        study = study_picker(ctx, None, label="Study", elem_id="admin-study")
+        with gr.Row():
+            show = gr.Button("Show progress per rater")
+            export = gr.Button("Export study")
+        progress = gr.Dataframe(label="Progress per rater", interactive=False)
+        export_file = gr.File(label="Export")
+
+    def guarded(fn):
+        @user_errors
+        def handler(secret, *args, profile: gr.OAuthProfile | None = None):
+            check_admin(ctx, secret, profile)
+            return fn(ctx, *args)
+
+        return handler
+
+    create.click(guarded(create_study), [password, name, kind, k, gold, guidelines, upload], [create_status],
+                 api_visibility="private", **DB_EVENT)  # fmt: skip
+    add.click(
+        guarded(add_raters), [password, handles, role], [raters_status], api_visibility="private", **DB_EVENT
+    )
+    show.click(guarded(progress_table), [password, study], [progress], api_visibility="private", **DB_EVENT)
+    export.click(
+        guarded(lambda c, s: str(c.workbench.export_study(s, c.settings.export_dir))),
+        [password, study],
+        [export_file],
+        api_visibility="private",
+        **DB_EVENT,
+    )
+    return study

@@ -1,0 +1,75 @@
+"""What every tab receives: settings, the injected editor and the workbench facade, and shared helpers."""
+
+from __future__ import annotations
+
+import functools
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import gradio as gr
+
+from workbench.ui.settings import AppSettings
+
+# Model events share one slot (one GPU); database events run side by side (SQLite/PostgreSQL serialise writers).
+F = TypeVar("F", bound=Callable[..., Any])
+
+GPU_EVENT = {"concurrency_id": "gpu", "concurrency_limit": 1}
+DB_EVENT = {"concurrency_limit": 8}
+
+
+@dataclass
+class UIContext:
+    """Dependencies injected into each tab builder."""
+
+    settings: AppSettings
+    editor: Any  # Step1XEditPipeline (or anything with the same __call__ and .name)
+    workbench: Any  # workbench.service.Workbench
+
+    @property
+    def editor_name(self) -> str:
+        return str(getattr(self.editor, "name", type(self.editor).__name__))
+
+
+def escape(text: object) -> str:
+    """HTML-escape text that came from users or the database before it is shown."""
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def status_html(message: str, ok: bool = True) -> str:
+    """A short acknowledgement line ("saved", "error: ...") for gr.HTML status components."""
+    css = "status-ok" if ok else "status-error"
+    return f'<span class="{css}">{escape(message)}</span>'
+
+
+def user_errors(fn: F) -> F:
+    """Show the workbench's input errors (ValueError, LookupError) as a gr.Error message instead of 'Error'."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (ValueError, LookupError) as exc:
+            raise gr.Error(str(exc).strip("'\"")) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def require(condition: object, message: str) -> None:
+    """Raise a gr.Error (shown as a clear message in the UI, AppError through gradio_client)."""
+    if not condition:
+        raise gr.Error(message)
+
+
+def study_names(ctx: UIContext, kind: str | None = None) -> list[str]:
+    """Study names for the pickers (optionally only one kind)."""
+    return [s["name"] for s in ctx.workbench.list_studies() if kind is None or s["kind"] == kind]
+
+
+def study_picker(ctx: UIContext, kind: str | None, **kwargs: Any) -> gr.Dropdown:
+    """A study dropdown filled now and refreshed on page load; typed names are checked by the workbench."""
+    names = study_names(ctx, kind)
+    return gr.Dropdown(choices=names, value=names[0] if names else None, allow_custom_value=True, **kwargs)

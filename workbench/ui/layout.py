@@ -1,0 +1,64 @@
+"""build_demo: the five tabs in one gr.Blocks, plus launch() keywords that belong with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from workbench.ui import admin, curate, edit, rate, results
+from workbench.ui.context import UIContext, study_names
+from workbench.ui.page import css, head_html
+from workbench.ui.settings import AppSettings
+
+
+def _refresh(ctx: UIContext, kind: str | None):
+    def choices(current: str | None):
+        names = study_names(ctx, kind)
+        value = current if current in names else (names[0] if names else None)
+        return gr.Dropdown(choices=names, value=value)
+
+    return choices
+
+
+def build_demo(settings: AppSettings, editor: Any, workbench: Any) -> gr.Blocks:
+    """Build the app (no model or database work happens here beyond listing studies on page load)."""
+    ctx = UIContext(settings=settings, editor=editor, workbench=workbench)
+    with gr.Blocks(title="Step1X-Edit Studio", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(f"## Step1X-Edit Studio &nbsp;<small>model: `{ctx.editor_name}`</small>")
+        with gr.Tabs():
+            with gr.Tab("Edit", id="edit"):
+                edit_study = edit.build(ctx)
+            with gr.Tab("Rate", id="rate"):
+                rate_study = rate.build(ctx)
+            with gr.Tab("Curate", id="curate"):
+                curate_study = curate.build(ctx)
+            with gr.Tab("Results", id="results"):
+                results_study = results.build(ctx)
+            with gr.Tab("Admin", id="admin"):
+                admin_study = admin.build(ctx)
+        # Fill the study pickers on page load, and again whenever one is opened (new studies appear).
+        pickers = [(edit_study, "curation"), (rate_study, "preference"), (curate_study, "curation"),
+                   (results_study, None), (admin_study, None)]  # fmt: skip
+        for picker, kind in pickers:
+            demo.load(_refresh(ctx, kind), [picker], [picker], api_visibility="private", queue=False)
+            picker.focus(_refresh(ctx, kind), [picker], [picker], api_visibility="private", queue=False)
+    return demo
+
+
+def launch_kwargs(settings: AppSettings) -> dict[str, Any]:
+    """launch() keywords: page assets, no run history (blind rating), served folders, upload limit."""
+    data = settings.data_dir.resolve()
+    return {
+        "server_name": settings.host,
+        "server_port": settings.port,
+        "head": head_html(),
+        "css": css(),
+        "run_history": False,
+        "ssr_mode": False,
+        "footer_links": ["api"],
+        "max_file_size": settings.max_file_size,
+        # Only these folders are served: the content-addressed image store, edit results and exports.
+        "allowed_paths": [str(data / "images"), str(data / "edits"), str(settings.export_dir.resolve())],
+        "show_error": False,
+    }

@@ -1,0 +1,203 @@
+"""Tab 2, Rate: blind side-by-side comparison of two anonymised outputs of the same edit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from workbench.ui.context import DB_EVENT, UIContext, require, status_html, study_picker, user_errors
+from workbench.ui.rating import (
+    PUBLIC_IMPRESSION_KEYS,
+    instruction_html,
+    new_task,
+    progress_html,
+    public_json,
+    resolve_handle,
+    seconds_on_task,
+    sign_in,
+)
+from workbench.ui.viewer import Pane, compare_viewer_html
+
+CHOICES = [("A (left)", "A"), ("B (right)", "B"), ("Tie", "tie"), ("Both bad", "both_bad")]
+MAX_COMMENT_CHARS = 2000
+GUIDELINES = Path(__file__).resolve().parents[2] / "assets" / "guidelines.md"
+SHORTCUTS_MD = (
+    '<div class="shortcut-list">Shortcuts: <kbd>1</kbd> A &middot; <kbd>2</kbd> B &middot; <kbd>3</kbd> tie '
+    "&middot; <kbd>4</kbd> both bad &middot; <kbd>Enter</kbd> submit &middot; <kbd>U</kbd> undo &middot; "
+    "<kbd>S</kbd> skip &middot; <kbd>F</kbd> flicker &middot; <kbd>D</kbd> difference &middot; <kbd>0</kbd> "
+    "reset zoom (not while typing in a field)</div>"
+)
+
+
+def viewer_for(task: dict[str, Any] | None) -> str:
+    if task is None:
+        return ""
+    p = task["paths"]
+    return compare_viewer_html(
+        [Pane("Source", p["source_path"], "source"), Pane("A", p["left_path"]), Pane("B", p["right_path"])]
+    )
+
+
+def _screen(task: dict[str, Any] | None, message: str, ok: bool = True) -> tuple:
+    """Outputs for every Rate event: state, API json, viewer, instruction, progress, status, cleared inputs."""
+    return (
+        task,
+        public_json(task),
+        viewer_for(task),
+        instruction_html(task),
+        progress_html(task, "All items in this study are done. Thank you!"),
+        status_html(message, ok),
+        None,
+        None,
+        None,
+        None,
+        "",
+    )
+
+
+def next_item(ctx: UIContext, study: str, handle: str) -> dict[str, Any] | None:
+    require(study, "Pick a study to rate.")
+    return new_task(ctx.workbench.next_item(study, handle), PUBLIC_IMPRESSION_KEYS, study)
+
+
+def score(value: float | None, name: str) -> int | None:
+    if value is None:
+        return None
+    require(0 <= value <= 10, f"The {name} score must be between 0 and 10.")
+    return int(round(value))
+
+
+def submit_vote(
+    ctx: UIContext,
+    task: dict[str, Any] | None,
+    handle: str,
+    choice: str | None,
+    semantic: float | None,
+    quality: float | None,
+    overall: float | None,
+    comment: str | None,
+) -> tuple[dict[str, Any] | None, str]:
+    """Store the vote for the impression on screen (once per impression key); returns (next task, message)."""
+    require(task, "There is no item on screen: sign in and press Start.")
+    require(choice in {"A", "B", "tie", "both_bad"}, "Pick A, B, tie or both bad first (keys 1-4).")
+    comment = (comment or "").strip()
+    require(len(comment) <= MAX_COMMENT_CHARS, f"Keep the comment under {MAX_COMMENT_CHARS} characters.")
+    scores = {
+        "semantic": score(semantic, "semantic"),
+        "quality": score(quality, "quality"),
+        "overall": score(overall, "overall"),
+    }
+    rec = ctx.workbench.submit_vote(
+        task["public"]["impression_id"],
+        handle,
+        choice=choice,
+        idempotency_key=task["key"],
+        scores={k: v for k, v in scores.items() if v is not None} or None,
+        comment=comment,
+        seconds_on_task=seconds_on_task(task),
+    )
+    message = "Saved ✓" if rec["stored"] else "Already saved (duplicate submit ignored) ✓"
+    return next_item(ctx, task["study"], handle), message
+
+
+def build(ctx: UIContext) -> gr.Dropdown:
+    """Create the Rate tab (inside an open gr.Tab); returns the study dropdown so the app can refresh it."""
+    task = gr.State(None)
+    with gr.Column(elem_id="rate-panel"):
+        with gr.Row():
+            handle_box = gr.Textbox(
+                label="Your rater handle", placeholder="e.g. alice", scale=2, elem_id="rate-handle"
+            )
+            study = study_picker(ctx, "preference", label="Study", scale=2, elem_id="rate-study")
+            start = gr.Button("Start / resume", variant="primary", scale=1, elem_id="rate-start")
+            if ctx.settings.on_space:
+                gr.LoginButton(scale=1)
+        with gr.Accordion("Guidelines", open=False):
+            gr.Markdown(GUIDELINES.read_text(encoding="utf-8") if GUIDELINES.exists() else "")
+        gr.HTML(SHORTCUTS_MD)
+        progress = gr.HTML(elem_id="rate-progress")
+        instruction = gr.HTML(elem_id="rate-instruction")
+        viewer = gr.HTML(elem_id="rate-viewer", js_on_load=None)
+        with gr.Row():
+            choice = gr.Radio(
+                CHOICES, label="Which output follows the instruction better?", elem_id="rate-choice", scale=3
+            )
+            submit = gr.Button("Submit (Enter)", variant="primary", elem_id="rate-submit", scale=1)
+        with gr.Accordion("Optional: scores (0-10) and comment", open=False):
+            with gr.Row():
+                semantic = gr.Number(
+                    label="Semantic consistency", minimum=0, maximum=10, precision=0, elem_id="rate-semantic"
+                )
+                quality = gr.Number(
+                    label="Perceptual quality", minimum=0, maximum=10, precision=0, elem_id="rate-quality"
+                )
+                overall = gr.Number(
+                    label="Overall", minimum=0, maximum=10, precision=0, elem_id="rate-overall"
+                )
+            comment = gr.Textbox(
+                label="Comment", lines=2, max_length=MAX_COMMENT_CHARS, elem_id="rate-comment"
+            )
+        with gr.Row():
+            undo = gr.Button("Undo last vote (U)", elem_id="rate-undo")
+            skip = gr.Button("Skip (S)", elem_id="rate-skip")
+        status = gr.HTML(elem_id="rate-status")
+        impression = gr.JSON(visible=False, label="impression")
+
+    screen = [
+        task,
+        impression,
+        viewer,
+        instruction,
+        progress,
+        status,
+        choice,
+        semantic,
+        quality,
+        overall,
+        comment,
+    ]
+
+    @user_errors
+    def on_next(study_name, typed, profile: gr.OAuthProfile | None = None):
+        handle = resolve_handle(typed, profile)
+        sign_in(ctx, handle)
+        t = next_item(ctx, study_name, handle)
+        return _screen(t, f"Signed in as {handle}.")
+
+    @user_errors
+    def on_submit(t, study_name, typed, ch, sem, qual, ovl, text, profile: gr.OAuthProfile | None = None):
+        handle = resolve_handle(typed, profile)
+        nxt, message = submit_vote(ctx, t, handle, ch, sem, qual, ovl, text)
+        return _screen(nxt, message)
+
+    @user_errors
+    def on_undo(study_name, typed, profile: gr.OAuthProfile | None = None):
+        handle = resolve_handle(typed, profile)
+        require(study_name, "Pick a study first.")
+        restored = ctx.workbench.undo_vote(study_name, handle)
+        require(restored, "Nothing to undo in this study.")
+        return _screen(
+            new_task(restored, PUBLIC_IMPRESSION_KEYS, study_name), "Last vote undone: answer it again."
+        )
+
+    @user_errors
+    def on_skip(t, typed, profile: gr.OAuthProfile | None = None):
+        handle = resolve_handle(typed, profile)
+        require(t, "There is no item on screen.")
+        ctx.workbench.skip(t["public"]["impression_id"], handle)
+        return _screen(next_item(ctx, t["study"], handle), "Skipped.")
+
+    start.click(on_next, [study, handle_box], screen, api_name="next_item", **DB_EVENT)
+    handle_box.submit(on_next, [study, handle_box], screen, api_visibility="private", **DB_EVENT)
+    submit.click(
+        on_submit,
+        [task, study, handle_box, choice, semantic, quality, overall, comment],
+        screen,
+        api_name="submit_vote",
+        **DB_EVENT,
+    )
+    undo.click(on_undo, [study, handle_box], screen, api_name="undo_vote", **DB_EVENT)
+    skip.click(on_skip, [task, handle_box], screen, api_name="skip", **DB_EVENT)
+    return study

@@ -1,0 +1,95 @@
+"""Rater identity and the rater-safe view of an impression (shared by the Rate and Curate tabs)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import uuid
+from typing import Any
+
+import gradio as gr
+
+from workbench.ui.context import escape, require
+from workbench.ui.viewer import file_url
+
+HANDLE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+# The only impression fields a rater's browser or API client ever receives: no system name or id.
+PUBLIC_IMPRESSION_KEYS = ("impression_id", "item_id", "instruction", "language", "category", "progress")
+PUBLIC_CANDIDATE_KEYS = (
+    "candidate_id",
+    "instruction",
+    "language",
+    "category",
+    "filter_score",
+    "filter_reason",
+    "progress",
+)
+
+
+def resolve_handle(typed: str | None, profile: gr.OAuthProfile | None = None) -> str:
+    """The rater's handle: the Hugging Face username when logged in (on a Space), else the typed handle."""
+    if profile is not None:
+        return str(profile.username)
+    handle = (typed or "").strip()
+    require(handle, "Sign in first: type your rater handle (letters, digits, . _ - @).")
+    require(HANDLE_RE.match(handle), "A handle may use letters, digits and . _ - @ (at most 64 characters).")
+    return handle
+
+
+def sign_in(ctx: Any, handle: str) -> None:
+    """Register `handle` as a rater on first sign-in (when self sign-up is open; any existing role is kept)."""
+    if not ctx.settings.open_signup:
+        return
+    with contextlib.suppress(ValueError):  # already registered with another role (e.g. admin): keep it
+        ctx.workbench.add_rater(handle, role="rater")
+
+
+def new_task(record: dict[str, Any] | None, keys: tuple[str, ...], study: str) -> dict[str, Any] | None:
+    """Session state for one shown impression/candidate: public fields, a fresh idempotency key, a start time.
+
+    The key is minted once per display, so a double click or a client retry of the same submit stores once.
+    """
+    if record is None:
+        return None
+    public = {k: record.get(k) for k in keys}
+    paths = {
+        k: str(record[k]) for k in ("source_path", "left_path", "right_path", "target_path") if record.get(k)
+    }
+    return {
+        "study": study,
+        "public": public,
+        "paths": paths,
+        "key": uuid.uuid4().hex,
+        "shown_at": time.monotonic(),
+    }
+
+
+def public_json(task: dict[str, Any] | None) -> dict[str, Any]:
+    """What API clients receive: public fields plus image URLs (content-hash file names only)."""
+    if task is None:
+        return {"done": True}
+    urls = {k.replace("_path", "_url"): file_url(p) for k, p in task["paths"].items()}
+    return {**task["public"], **urls, "done": False}
+
+
+def progress_html(task: dict[str, Any] | None, finished_label: str) -> str:
+    """'Item n of N' (n counts the one on screen)."""
+    if task is None:
+        return f"<b>{escape(finished_label)}</b>"
+    progress = task["public"].get("progress") or {}
+    done, total = int(progress.get("done", 0)), int(progress.get("total", 0))
+    return f"<b>Item {min(done + 1, max(total, 1))} of {total}</b> &middot; {done} done"
+
+
+def instruction_html(task: dict[str, Any] | None) -> str:
+    """The edit instruction, escaped, with its language and category."""
+    if task is None:
+        return ""
+    pub = task["public"]
+    tags = " · ".join(escape(t) for t in (pub.get("language"), pub.get("category")) if t)
+    return f'<div class="rate-instruction"><b>Instruction:</b> {escape(pub.get("instruction"))} <small>{tags}</small></div>'
+
+
+def seconds_on_task(task: dict[str, Any]) -> float:
+    return round(time.monotonic() - task["shown_at"], 3)

@@ -1,0 +1,207 @@
+// Step1X-Edit Studio page script (injected once through launch(head=...)).
+// 1. Keyboard shortcuts: one document-level listener; keys act on the visible tab only and never while the
+//    user types in a field. Each shortcut clicks an element with a stable elem_id, so the Python handler runs
+//    exactly as for a mouse click.
+// 2. Compare viewer: synchronized zoom/pan across every pane of a .sx-viewer, plus flicker and difference
+//    modes. Gradio re-renders gr.HTML on each update, so all listeners are delegated from the document.
+(function () {
+  if (window.__studioLoaded) return;
+  window.__studioLoaded = true;
+
+  const RATE_KEYS = {
+    "1": "#rate-choice input[value='A']",
+    "2": "#rate-choice input[value='B']",
+    "3": "#rate-choice input[value='tie']",
+    "4": "#rate-choice input[value='both_bad']",
+    Enter: "#rate-submit",
+    u: "#rate-undo",
+    s: "#rate-skip",
+    f: ".sx-viewer [data-sx-mode='flicker']",
+    d: ".sx-viewer [data-sx-mode='diff']",
+    "0": ".sx-viewer [data-sx-action='reset']",
+  };
+  const CURATE_KEYS = {
+    a: "#curate-accept",
+    r: "#curate-reject",
+    f: "#curate-flag",
+    u: "#curate-undo",
+  };
+
+  function visible(el) {
+    return !!el && el.offsetParent !== null;
+  }
+  function typing(target) {
+    if (!target) return false;
+    const tag = (target.tagName || "").toLowerCase();
+    if (tag === "textarea" || tag === "select" || target.isContentEditable) return true;
+    if (tag !== "input") return false;
+    const type = (target.type || "").toLowerCase();
+    return !["radio", "checkbox", "button", "range"].includes(type);
+  }
+  function clickFirstVisible(root, selector) {
+    for (const el of root.querySelectorAll(selector)) {
+      if (visible(el) || el.type === "radio") {
+        if (el.disabled) return false;
+        el.click();
+        return true;
+      }
+    }
+    return false;
+  }
+
+  document.addEventListener("keydown", function (ev) {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || typing(ev.target)) return;
+    const key = ev.key.length === 1 ? ev.key.toLowerCase() : ev.key;
+    const rate = document.getElementById("rate-panel");
+    const curate = document.getElementById("curate-panel");
+    let map = null;
+    let root = null;
+    if (visible(rate)) {
+      map = RATE_KEYS;
+      root = rate;
+    } else if (visible(curate)) {
+      map = CURATE_KEYS;
+      root = curate;
+    }
+    if (!map || !(key in map)) return;
+    if (clickFirstVisible(root, map[key])) ev.preventDefault();
+  });
+
+  // ---- compare viewer -------------------------------------------------------------------------
+  function viewerOf(el) {
+    return el && el.closest ? el.closest(".sx-viewer") : null;
+  }
+  function view(v) {
+    return {
+      s: parseFloat(v.dataset.scale || "1"),
+      x: parseFloat(v.dataset.tx || "0"),
+      y: parseFloat(v.dataset.ty || "0"),
+    };
+  }
+  function apply(v, t) {
+    v.dataset.scale = t.s;
+    v.dataset.tx = t.x;
+    v.dataset.ty = t.y;
+    for (const layer of v.querySelectorAll(".sx-layer")) {
+      layer.style.transform = "translate(" + t.x + "px," + t.y + "px) scale(" + t.s + ")";
+    }
+    const z = v.querySelector(".sx-zoom");
+    if (z) z.textContent = Math.round(t.s * 100) + "%";
+  }
+
+  document.addEventListener(
+    "wheel",
+    function (ev) {
+      const frame = ev.target.closest && ev.target.closest(".sx-frame");
+      const v = viewerOf(frame);
+      if (!v) return;
+      ev.preventDefault();
+      const t = view(v);
+      const r = frame.getBoundingClientRect();
+      const cx = ev.clientX - r.left;
+      const cy = ev.clientY - r.top;
+      const s = Math.min(32, Math.max(1, t.s * (ev.deltaY < 0 ? 1.25 : 0.8)));
+      // Keep the point under the cursor fixed, in every pane at once.
+      const k = s / t.s;
+      apply(v, { s: s, x: cx - (cx - t.x) * k, y: cy - (cy - t.y) * k });
+    },
+    { passive: false }
+  );
+
+  let drag = null;
+  document.addEventListener("mousedown", function (ev) {
+    const frame = ev.target.closest && ev.target.closest(".sx-frame");
+    const v = viewerOf(frame);
+    if (!v || ev.button !== 0) return;
+    ev.preventDefault();
+    drag = { v: v, x0: ev.clientX, y0: ev.clientY, t: view(v) };
+  });
+  document.addEventListener("mousemove", function (ev) {
+    if (!drag) return;
+    apply(drag.v, { s: drag.t.s, x: drag.t.x + ev.clientX - drag.x0, y: drag.t.y + ev.clientY - drag.y0 });
+  });
+  document.addEventListener("mouseup", function () {
+    drag = null;
+  });
+
+  function loaded(img) {
+    return new Promise(function (resolve, reject) {
+      if (img.complete && img.naturalWidth) return resolve(img);
+      img.addEventListener("load", function () { resolve(img); }, { once: true });
+      img.addEventListener("error", reject, { once: true });
+    });
+  }
+
+  // |output - source| per channel, amplified, drawn at the source's native size.
+  async function drawDifference(v) {
+    const src = v.querySelector(".sx-pane[data-role='source'] img.sx-main");
+    if (!src) return;
+    await loaded(src);
+    const w = src.naturalWidth;
+    const h = src.naturalHeight;
+    const base = document.createElement("canvas");
+    base.width = w;
+    base.height = h;
+    const bctx = base.getContext("2d");
+    bctx.drawImage(src, 0, 0, w, h);
+    const a = bctx.getImageData(0, 0, w, h).data;
+    for (const pane of v.querySelectorAll(".sx-pane[data-role='output']")) {
+      const img = pane.querySelector("img.sx-main");
+      const canvas = pane.querySelector("canvas.sx-diff");
+      await loaded(img);
+      canvas.width = w;
+      canvas.height = h;
+      const ctx = canvas.getContext("2d");
+      ctx.drawImage(img, 0, 0, w, h);
+      const out = ctx.getImageData(0, 0, w, h);
+      const b = out.data;
+      let changed = 0;
+      for (let i = 0; i < b.length; i += 4) {
+        const d = (Math.abs(b[i] - a[i]) + Math.abs(b[i + 1] - a[i + 1]) + Math.abs(b[i + 2] - a[i + 2])) / 3;
+        if (d > 12) changed++;
+        const g = Math.min(255, d * 4);
+        b[i] = g;
+        b[i + 1] = g;
+        b[i + 2] = g;
+        b[i + 3] = 255;
+      }
+      ctx.putImageData(out, 0, 0);
+      const note = pane.querySelector(".sx-note");
+      if (note) {
+        const pct = (100 * changed) / (w * h);
+        note.textContent = pct < 0.5 ? "almost no change vs source (" + pct.toFixed(1) + "%)" : pct.toFixed(1) + "% of pixels changed";
+      }
+    }
+  }
+
+  function setMode(v, mode) {
+    if (v.__flicker) {
+      clearInterval(v.__flicker);
+      v.__flicker = null;
+    }
+    const same = v.dataset.mode === mode;
+    mode = same ? "side" : mode; // pressing an active mode again turns it off
+    v.dataset.mode = mode;
+    v.classList.remove("sx-show-source");
+    for (const b of v.querySelectorAll("[data-sx-mode]")) {
+      b.classList.toggle("sx-active", b.dataset.sxMode === mode);
+    }
+    if (mode === "flicker") {
+      v.__flicker = setInterval(function () {
+        if (!document.body.contains(v)) return clearInterval(v.__flicker);
+        v.classList.toggle("sx-show-source");
+      }, 500);
+    } else if (mode === "diff") {
+      drawDifference(v).catch(function (e) { console.warn("difference view unavailable", e); });
+    }
+  }
+
+  document.addEventListener("click", function (ev) {
+    const btn = ev.target.closest && ev.target.closest("[data-sx-mode], [data-sx-action]");
+    const v = viewerOf(btn);
+    if (!v) return;
+    ev.preventDefault();
+    if (btn.dataset.sxAction === "reset") apply(v, { s: 1, x: 0, y: 0 });
+    else setMode(v, btn.dataset.sxMode);
+  });
+})();
