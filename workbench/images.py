@@ -12,11 +12,12 @@ import os
 import tempfile
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Refuse decompression bombs well before PIL's own (warning-only) threshold bites.
 MAX_PIXELS = 64_000_000
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
 
 ImageLike = str | os.PathLike | bytes | Image.Image
 
@@ -25,12 +26,21 @@ class ImageStoreError(ValueError):
     """An input that is not a readable image."""
 
 
+def _encode_png(img: Image.Image) -> bytes:
+    """PNG bytes of the pixels as viewers show them: the EXIF rotation applied (PNG output drops the tag) and
+    modes PNG cannot hold (CMYK, YCbCr, LAB...) converted to RGB(A)."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode not in PNG_MODES:
+        img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def _png_bytes(image: ImageLike) -> bytes:
     """Validated PNG bytes for ``image`` (a path, raw bytes, or a PIL image)."""
     if isinstance(image, Image.Image):
-        buf = io.BytesIO()
-        image.save(buf, format="PNG")
-        return buf.getvalue()
+        return _encode_png(image)
     if isinstance(image, bytes):
         raw, label = image, "<bytes>"
     else:
@@ -46,9 +56,7 @@ def _png_bytes(image: ImageLike) -> bytes:
             img.load()  # decode fully: truncated files fail here, not later in a rater's browser
             if raw.startswith(PNG_SIGNATURE):
                 return raw
-            buf = io.BytesIO()
-            img.save(buf, format="PNG")
-            return buf.getvalue()
+            return _encode_png(img)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ImageStoreError(f"not a readable image: {label} ({exc})") from exc
 

@@ -63,6 +63,15 @@ def _by_key(s: Session, model, key: str):  # noqa: ANN001, ANN202
     return s.scalars(select(model).where(model.idempotency_key == key)).first()
 
 
+def _check_text(value: str, what: str, required: bool = True) -> str:
+    """Refuse text that is not a string, blank when required, or holds NUL (PostgreSQL cannot store it)."""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise ValueError(f"{what} must be a non-empty string, got {value!r:.40}")
+    if "\x00" in value:
+        raise ValueError(f"{what} contains a NUL character (\\x00); remove it")
+    return value
+
+
 def _check_scores(scores: Mapping[str, float] | None) -> dict[str, float | None]:
     scores = dict(scores or {})
     unknown = set(scores) - set(SCORE_NAMES)
@@ -246,8 +255,7 @@ class Workbench:
             raise ValueError(
                 f"study {study.name!r} is a {study.kind} study; items belong to preference studies"
             )
-        if not instruction or not isinstance(instruction, str):
-            raise ValueError("instruction must be a non-empty string")
+        _check_text(instruction, "instruction")
         if len(output_hashes) < 2:
             raise ValueError(f"an item needs outputs from at least two systems, got {sorted(output_hashes)}")
         if gold is not None and gold != "both_bad" and gold not in output_hashes:
@@ -341,8 +349,7 @@ class Workbench:
             raise ValueError(
                 f"study {study.name!r} is a {study.kind} study; candidates belong to curation studies"
             )
-        if not instruction or not isinstance(instruction, str):
-            raise ValueError("instruction must be a non-empty string")
+        _check_text(instruction, "instruction")
         if (
             key is not None
             and s.scalars(
@@ -469,6 +476,7 @@ class Workbench:
         if choice not in CHOICES:
             raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
         checked = _check_scores(scores)
+        comment = _check_text(comment or "", "comment", required=False)
         if seconds_on_task is not None and (
             not isinstance(seconds_on_task, int | float) or seconds_on_task < 0
         ):
@@ -630,6 +638,7 @@ class Workbench:
         if decision not in DECISIONS:
             raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
         reason_list = list(reasons or [])
+        note = _check_text(note or "", "note", required=False)
 
         def write(s: Session) -> dict[str, Any]:
             rater = self._rater(s, rater_handle)

@@ -49,3 +49,20 @@ def hostile_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def load_raters() -> ModuleType:
     """The load/accounting harness from bench/load_raters.py."""
     return load_by_path("load_raters", ROOT / "bench" / "load_raters.py")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database on each backend: a temp-file SQLite and a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'wb.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def workbench(db_url: str, tmp_path: Path):
+    """An initialised Workbench on ``db_url`` with its data folder in tmp_path."""
+    service = pytest.importorskip("workbench.service", reason="workbench/service.py has not landed yet")
+    wb = service.Workbench(db_url=db_url, data_dir=str(tmp_path / "data"))
+    wb.init()
+    return wb

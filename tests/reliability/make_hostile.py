@@ -17,7 +17,8 @@ import zlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageOps
 
 # Colours that survive JPEG compression within a small tolerance.
 RED, BLUE = (220, 30, 30), (30, 30, 220)
@@ -200,6 +201,15 @@ INSTRUCTIONS: list[Case] = [
 
 
 _PROBES = {"left": (0.25, 0.5), "right": (0.75, 0.5), "top": (0.5, 0.25), "bottom": (0.5, 0.75)}
+
+
+def as_displayed(path: str | Path) -> Image.Image:
+    """A stored file the way a browser renders it: EXIF orientation applied, 16-bit scaled, flattened to RGB."""
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)
+        if img.mode in ("I;16", "I;16B", "I"):  # Pillow's own convert clips these to white
+            img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257).round().astype(np.uint8))
+        return img.convert("RGB")
 
 
 def mismatches(img: Image.Image, check: dict, tolerance: int = 14) -> list[str]:
