@@ -162,6 +162,10 @@ def create_impression(
         gold = s.get(GoldItem, item_id) if item_id is not None else None
     if item_id is None:
         item_id = claim_item(s, study, rater_id, rng)
+    if item_id is None and study.gold_rate > 0:
+        # Regular items are used up: still show the gold items this rater has not had, so every rater is scored.
+        item_id = claim_gold(s, study, rater_id, rng)
+        gold = s.get(GoldItem, item_id) if item_id is not None else None
     if item_id is None:
         return None
     assignment_id = s.execute(
