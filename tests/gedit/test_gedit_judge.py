@@ -19,6 +19,7 @@ class ScriptedJudge:
 
     judge_id = "scripted@test:fp32"
     name = "scripted"
+    generation = {"do_sample": False}
 
     def __init__(
         self, sc_reply='{"score": [8, 6], "reasoning": "ok"}', pq_reply='{"score": [9, 7], "reasoning": "ok"}'

@@ -48,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     judge.add_argument("--device", default=None)
     judge.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     judge.add_argument("--max-attempts", type=int, default=2, help="bounded re-asks when a reply won't parse")
+    judge.add_argument("--max-new-tokens", type=int, default=512)
     judge.set_defaults(handler=_cmd_judge)
 
     stats = sub.add_parser("stats", help="official GEdit aggregation (+coverage, bootstrap CIs)")
@@ -152,7 +153,13 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     from workbench.gedit.judge import JudgeCache, QwenVLJudge, judge_run
 
     samples = _load_filtered(args)
-    judge = QwenVLJudge.load(args.judge, revision=args.revision, device=args.device, dtype=args.dtype)
+    judge = QwenVLJudge.load(
+        args.judge,
+        revision=args.revision,
+        device=args.device,
+        dtype=args.dtype,
+        max_new_tokens=args.max_new_tokens,
+    )
     scores_root = Path(args.scores)
     cache = JudgeCache(Path(args.cache) if args.cache else scores_root / ".judge_cache")
     summary = judge_run(

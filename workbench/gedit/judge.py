@@ -39,6 +39,7 @@ class JudgeBackend(Protocol):
     """Anything that answers a prompt about images; ``judge_id`` must change whenever the answers could."""
 
     judge_id: str
+    generation: dict  # decoding parameters; part of the cache key
 
     def generate(self, images: Sequence[Image.Image], text: str) -> str: ...
 
@@ -50,35 +51,43 @@ class JudgeLoadError(RuntimeError):
 class QwenVLJudge:
     """A Qwen2.5-VL (7B, 72B or any compatible folder) judge run through transformers, greedy decoding."""
 
-    def __init__(self, model, processor, name: str, revision: str, dtype: str):
+    def __init__(self, model, processor, name: str, revision: str, dtype: str, max_new_tokens: int = 512):
         self.model = model
         self.processor = processor
         self.name = name
         self.revision = revision
         self.dtype = dtype
         self.judge_id = f"{name}@{revision}:{dtype}"
+        self.generation = GENERATION | {"max_new_tokens": max_new_tokens}
 
     @classmethod
     def load(
-        cls, path_or_id: str, revision: str | None = None, device: str | None = None, dtype: str = "bfloat16"
+        cls,
+        path_or_id: str,
+        revision: str | None = None,
+        device: str | None = None,
+        dtype: str = "bfloat16",
+        max_new_tokens: int = 512,
     ) -> QwenVLJudge:
         """Load from a local folder or the Hub; offline or missing weights give a clear error."""
         import torch
-        from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+        from transformers import Qwen2_5_VLForConditionalGeneration
 
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        # "auto" spreads a 72B judge over the visible GPUs; one device name puts everything there.
+        device_map = device or ("auto" if torch.cuda.is_available() else "cpu")
         try:
             model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-                path_or_id, revision=revision, dtype=getattr(torch, dtype)
-            ).to(device)
-            processor = AutoProcessor.from_pretrained(path_or_id, revision=revision)
+                path_or_id, revision=revision, dtype=getattr(torch, dtype), device_map=device_map
+            )
+            processor = _load_processor(path_or_id, revision)
         except OSError as exc:
             raise JudgeLoadError(
                 f"cannot load judge {path_or_id!r} ({exc}). Pass a local Qwen2.5-VL folder with --judge, or go "
                 "online so the Hub id can be downloaded."
             ) from exc
         model.eval()
-        return cls(model, processor, _judge_name(path_or_id), revision or _folder_revision(path_or_id), dtype)
+        revision = revision or _folder_revision(path_or_id)
+        return cls(model, processor, _judge_name(path_or_id), revision, dtype, max_new_tokens)
 
     def generate(self, images: Sequence[Image.Image], text: str) -> str:
         """One greedy answer; images come before the text, as in the official Qwen driver."""
@@ -95,9 +104,32 @@ class QwenVLJudge:
         ).to(self.model.device)
         set_seed(42)
         with torch.inference_mode():
-            out = self.model.generate(**inputs, generation_config=GenerationConfig(**GENERATION))
+            out = self.model.generate(**inputs, generation_config=GenerationConfig(**self.generation))
         new_tokens = out[:, inputs["input_ids"].shape[1] :]
         return self.processor.batch_decode(new_tokens, skip_special_tokens=True)[0]
+
+
+def _load_processor(path_or_id: str, revision: str | None):
+    """AutoProcessor, or, where torchvision is missing (the stock processor needs it for video), the
+    images-only Qwen2.5-VL processor from model.encoder built from the same folder's tokenizer and
+    image-processor config."""
+    from transformers import AutoProcessor, AutoTokenizer
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    try:
+        processor = AutoProcessor.from_pretrained(path_or_id, revision=revision)
+        if hasattr(processor, "image_processor"):
+            return processor
+    except ImportError:
+        pass
+    from model.encoder import Qwen25VLImageProcessor
+
+    tokenizer = AutoTokenizer.from_pretrained(path_or_id, revision=revision)
+    return Qwen25VLImageProcessor(
+        image_processor=Qwen2VLImageProcessorPil.from_pretrained(path_or_id, revision=revision),
+        tokenizer=tokenizer,
+        chat_template=tokenizer.chat_template,
+    )
 
 
 def _judge_name(path_or_id: str) -> str:
@@ -149,11 +181,11 @@ class JudgeCache:
         self.misses = 0
 
     @staticmethod
-    def key(judge_id: str, text: str, images: Sequence[Image.Image]) -> str:
+    def key(judge: JudgeBackend, text: str, images: Sequence[Image.Image]) -> str:
         payload = json.dumps(
             {
-                "judge": judge_id,
-                "generation": GENERATION,
+                "judge": judge.judge_id,
+                "generation": judge.generation,
                 "prompt": text,
                 "images": [image_digest(i) for i in images],
             },
@@ -166,7 +198,7 @@ class JudgeCache:
 
     def ask(self, judge: JudgeBackend, images: Sequence[Image.Image], text: str) -> tuple[str, bool]:
         """The judge's reply (from the cache when present) and whether it was a cache hit."""
-        key = self.key(judge.judge_id, text, images)
+        key = self.key(judge, text, images)
         path = self._path(key)
         if path.is_file():
             self.hits += 1
@@ -322,7 +354,7 @@ def judge_run(
         "judge_label": label,
         "prompt_version": PROMPT_VERSION,
         "prompt_sha256": prompt_sha(),
-        "generation": GENERATION,
+        "generation": judge.generation,
         "judge_area": JUDGE_AREA,
         "resize": "both images to ~512x512 area, aspect kept, int truncation, bicubic",
         "source_image": "input_image_raw",
