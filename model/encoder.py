@@ -218,13 +218,14 @@ def encode_prompt(
     drop_tokens: int = DEFAULT_DROP_TOKENS,
     device: torch.device | None = None,
     dtype: torch.dtype | None = None,
+    prefix: str = QWEN25VL_PREFIX,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Qwen2.5-VL states for one prompt: (embeddings [1, max_length, hidden], mask [1, max_length]).
 
     Instructions longer than `max_length` tokens after the drop are truncated with a warning.
     """
     device = device or text_encoder.device
-    tokens = tokenize_prompt(processor, image, instruction)
+    tokens = tokenize_prompt(processor, image, instruction, prefix)
     total = tokens.input_ids.shape[1]
     kept = min(max_length, total - drop_tokens)
     if kept <= 0:

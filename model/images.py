@@ -107,10 +107,10 @@ def _high_depth_to_l(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
 
 
-def edit_size(width: int, height: int, size_level: int) -> tuple[int, int]:
+def edit_size(width: int, height: int, size_level: int, multiple: int = SIDE_MULTIPLE) -> tuple[int, int]:
     """Working resolution (w, h) for an input of width x height, exactly as the official
     `ImageGenerator.input_process_image`: area ~ size_level^2 at the same aspect ratio, sides ceiled then
-    floored to multiples of 16."""
+    floored to multiples of `multiple` (16 for the official model: 8x VAE times 2x2 patches)."""
     ratio = width / height
     if width > height:
         new_w = math.ceil(math.sqrt(size_level * size_level * ratio))
@@ -118,14 +118,14 @@ def edit_size(width: int, height: int, size_level: int) -> tuple[int, int]:
     else:
         new_h = math.ceil(math.sqrt(size_level * size_level / ratio))
         new_w = math.ceil(new_h * ratio)
-    new_w, new_h = new_w // SIDE_MULTIPLE * SIDE_MULTIPLE, new_h // SIDE_MULTIPLE * SIDE_MULTIPLE
-    if new_w < SIDE_MULTIPLE or new_h < SIDE_MULTIPLE:
+    new_w, new_h = new_w // multiple * multiple, new_h // multiple * multiple
+    if new_w < multiple or new_h < multiple:
         raise ImageInputError(
-            f"a {width}x{height} image at size level {size_level} leaves a side under {SIDE_MULTIPLE} pixels"
+            f"a {width}x{height} image at size level {size_level} leaves a side under {multiple} pixels"
         )
     return new_w, new_h
 
 
-def resize_to_size_level(image: Image.Image, size_level: int) -> Image.Image:
+def resize_to_size_level(image: Image.Image, size_level: int, multiple: int = SIDE_MULTIPLE) -> Image.Image:
     """Resize to the working resolution with LANCZOS, as the current official code does."""
-    return image.resize(edit_size(*image.size, size_level), Image.LANCZOS)
+    return image.resize(edit_size(*image.size, size_level, multiple), Image.LANCZOS)

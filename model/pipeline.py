@@ -5,7 +5,10 @@
     denoise  FLUX DiT over [noise tokens ; reference tokens], Euler steps, norm-rescaled CFG
     decode   VAE decode -> PIL -> resized back to the input size
 
-Numerics follow the official `ImageGenerator` (see docs/model.md for every deviation and option).
+Numerics follow the official `ImageGenerator`; docs/model.md lists every option and its effect on output.
+The same class also runs the project's small model, whose differences are configuration only: pixel space
+(`vae=None`), reference tokens concatenated along channels (`ref_mode="channel"`) and a reference-residual
+output (`prediction="ref_residual"`).
 """
 
 from __future__ import annotations
@@ -14,17 +17,16 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
-from diffusers.pipelines.flux.pipeline_flux import FluxPipeline
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import BaseOutput
 from PIL import Image
 
 from model.connector import Step1XEditConnector
-from model.encoder import DEFAULT_DROP_TOKENS, DEFAULT_MAX_LENGTH, encode_prompt
+from model.encoder import DEFAULT_DROP_TOKENS, DEFAULT_MAX_LENGTH, QWEN25VL_PREFIX, encode_prompt
 from model.images import ImageSource, load_image, resize_to_size_level
+from model.latents import pack_patches, pil_to_tensor, tensor_to_pil, unpack_patches
 from model.sampling import (
     CFG_DISABLED,
     combine_cfg,
@@ -41,15 +43,21 @@ DEFAULT_STEPS = 28
 DEFAULT_GUIDANCE = 6.0
 DEFAULT_SIZE_LEVEL = 512
 DEFAULT_TIMESTEPS_TRUNCATE = 0.93
-MIN_SIZE_LEVEL = 32
+MIN_SIZE_LEVEL = 16
+REF_MODES = ("sequence", "channel")
+PREDICTIONS = ("velocity", "ref_residual")
+# ref_residual: velocity = (x_t - x0) / t, with t kept away from 0 at the last step.
+MIN_RESIDUAL_T = 1e-3
 
 
 @dataclass
 class Step1XEditPipelineOutput(BaseOutput):
-    """Edited images (resized back to the input size) and the seed that produced them."""
+    """Edited images (resized back to the input size), the seed that produced them, and the final latent
+    grid [1, C, H/f, W/f] at the working size (before decoding)."""
 
     images: list[Image.Image]
     seed: int
+    latents: torch.Tensor | None = None
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -57,31 +65,28 @@ def resolve_seed(seed: int | None) -> int:
     return secrets.randbelow(2**32) if seed is None or seed < 0 else int(seed)
 
 
-def latents_to_pil(decoded: torch.Tensor) -> Image.Image:
-    """[-1,1] image tensor [1,3,H,W] -> PIL, truncating like torchvision's to_pil_image (mul(255).byte())."""
-    pixels = decoded[0].float().clamp(-1, 1).mul(0.5).add(0.5).mul(255).byte()
-    return Image.fromarray(pixels.permute(1, 2, 0).cpu().numpy())
-
-
-def pil_to_tensor(image: Image.Image) -> torch.Tensor:
-    """PIL RGB -> float [1,3,H,W] in [-1,1]."""
-    array = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
-    return array.permute(2, 0, 1).unsqueeze(0) * 2 - 1
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
 class Step1XEditPipeline(DiffusionPipeline):
     """Step1X-Edit (arXiv 2504.17761) on diffusers/transformers parts.
 
-    Components: `text_encoder` (Qwen2_5_VLForConditionalGeneration), `processor` (Qwen2_5_VLProcessor),
+    Components: `text_encoder` (Qwen2_5_VLForConditionalGeneration), `processor` (Qwen2.5-VL processor),
     `connector` (Step1XEditConnector), `transformer` (FluxTransformer2DModel, no guidance embedding),
-    `vae` (AutoencoderKL, FLUX config), `scheduler` (FlowMatchEulerDiscreteScheduler; only its shift
-    config is read). Config: `version` ("v1.0" | "v1.1": reference-token ids), `max_length` and
-    `drop_tokens` of the prompt encoding, `model_name` (reported by `name`).
+    `vae` (AutoencoderKL, FLUX config; None = pixel space), `scheduler` (FlowMatchEulerDiscreteScheduler;
+    its shift range is read, the official Euler loop is run here).
+
+    Config: `version` ("v1.0" | "v1.1": reference-token ids), `max_length` / `drop_tokens` / `prompt_prefix`
+    (prompt encoding; None prefix = the official one), `patch_size`, `ref_mode`, `prediction`, the
+    `default_*` call arguments, and `model_name` (reported by `name`).
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
     # The connector runs inside every denoising step; cycling it on and off the GPU would cost each step.
     _exclude_from_cpu_offload = ["connector"]
+    _optional_components = ["vae", "scheduler"]
 
     def __init__(
         self,
@@ -89,15 +94,24 @@ class Step1XEditPipeline(DiffusionPipeline):
         processor,
         connector: Step1XEditConnector,
         transformer: FluxTransformer2DModel,
-        vae: AutoencoderKL,
-        scheduler: FlowMatchEulerDiscreteScheduler,
+        vae: AutoencoderKL | None = None,
+        scheduler: FlowMatchEulerDiscreteScheduler | None = None,
         version: str = "v1.1",
         max_length: int = DEFAULT_MAX_LENGTH,
         drop_tokens: int = DEFAULT_DROP_TOKENS,
+        prompt_prefix: str | None = None,
+        patch_size: int = 2,
+        ref_mode: str = "sequence",
+        prediction: str = "velocity",
+        default_size_level: int = DEFAULT_SIZE_LEVEL,
+        default_steps: int = DEFAULT_STEPS,
+        default_guidance_scale: float = DEFAULT_GUIDANCE,
         model_name: str = "step1x-edit",
     ):
         super().__init__()
         reference_id_offset(version)  # validates the version early
+        _check_choice("ref_mode", ref_mode, REF_MODES)
+        _check_choice("prediction", prediction, PREDICTIONS)
         self.register_modules(
             text_encoder=text_encoder,
             processor=processor,
@@ -107,11 +121,35 @@ class Step1XEditPipeline(DiffusionPipeline):
             scheduler=scheduler,
         )
         self.register_to_config(
-            version=version, max_length=max_length, drop_tokens=drop_tokens, model_name=model_name
+            version=version,
+            max_length=max_length,
+            drop_tokens=drop_tokens,
+            prompt_prefix=prompt_prefix,
+            patch_size=patch_size,
+            ref_mode=ref_mode,
+            prediction=prediction,
+            default_size_level=default_size_level,
+            default_steps=default_steps,
+            default_guidance_scale=default_guidance_scale,
+            model_name=model_name,
         )
         self.offload_text_encoder = False
 
-    # ------------------------------------------------------------------ identity and options
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str,
+        torch_dtype: torch.dtype | None = None,
+        device: str | torch.device | None = None,
+        **kwargs,
+    ) -> Step1XEditPipeline:
+        """Load from an official-layout folder, a diffusers-layout folder (`save_pretrained` output) or a
+        Hub repo id; safetensors only, streamed (see `model.loading.load_pipeline`)."""
+        from model.loading import load_pipeline
+
+        return load_pipeline(pretrained_model_name_or_path, torch_dtype=torch_dtype, device=device, **kwargs)
+
+    # ------------------------------------------------------------------ identity and geometry
     @property
     def name(self) -> str:
         """Model name for run manifests, e.g. "step1x-edit-v1.1"."""
@@ -119,26 +157,37 @@ class Step1XEditPipeline(DiffusionPipeline):
 
     @property
     def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+        """Pixels per latent cell (8 for the FLUX VAE, 1 in pixel space)."""
+        return 1 if self.vae is None else 2 ** (len(self.vae.config.block_out_channels) - 1)
 
+    @property
+    def latent_channels(self) -> int:
+        return 3 if self.vae is None else self.vae.config.latent_channels
+
+    @property
+    def side_multiple(self) -> int:
+        """Working sides are multiples of one token's pixel footprint (16 for the official model)."""
+        return self.vae_scale_factor * self.config.patch_size
+
+    # ------------------------------------------------------------------ memory and speed options
     def enable_text_encoder_offload(self, enabled: bool = True) -> None:
         """Keep Qwen2.5-VL on the CPU and bring it to the GPU only while the prompt is encoded (once per
-        edit); saves its ~16.6 GB of GPU memory during the 28 denoising steps. Output is unchanged."""
+        edit); frees its ~16.6 GB of GPU memory for the denoising steps. Output is unchanged."""
         self.offload_text_encoder = enabled
         if enabled:
             self.text_encoder.to("cpu")
 
     def enable_transformer_compile(self, regional: bool = True, **compile_kwargs) -> None:
         """torch.compile the DiT in place (regional: each repeated block, much faster to compile).
-        Same math; float results can differ in the last bits from kernel fusion."""
+        Same math; floats can differ in the last bits from kernel fusion."""
         if regional:
             self.transformer.compile_repeated_blocks(**compile_kwargs)
         else:
             self.transformer.compile(**compile_kwargs)
 
     def enable_fp8_weights(self) -> None:
-        """Store the DiT's linear weights in float8 (torchao weight-only, CUDA only): halves DiT memory;
-        output changes at the level of fp8 rounding of the weights."""
+        """Store the DiT's linear weights in float8 (torchao weight-only, CUDA only): halves DiT weight
+        memory; output changes at the level of fp8 rounding of the weights."""
         if self.transformer.device.type != "cuda":
             raise RuntimeError(
                 "FP8 weights need the transformer on a CUDA device (call pipe.to('cuda') first)"
@@ -150,7 +199,6 @@ class Step1XEditPipeline(DiffusionPipeline):
         quantize_(self.transformer, Float8WeightOnlyConfig())
 
     # ------------------------------------------------------------------ 1. encode
-    @torch.no_grad()
     def encode_prompt(self, image: Image.Image, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Qwen2.5-VL states [len(prompts), max_length, hidden] and masks, one forward per prompt."""
         device = self._execution_device
@@ -166,6 +214,7 @@ class Step1XEditPipeline(DiffusionPipeline):
                     max_length=self.config.max_length,
                     drop_tokens=self.config.drop_tokens,
                     device=device,
+                    prefix=self.config.prompt_prefix or QWEN25VL_PREFIX,
                 )
                 for prompt in prompts
             ]
@@ -176,57 +225,98 @@ class Step1XEditPipeline(DiffusionPipeline):
                     torch.cuda.empty_cache()
         return torch.cat([e for e, _ in encoded]), torch.cat([m for _, m in encoded])
 
-    @torch.no_grad()
-    def encode_reference(
-        self, image: Image.Image, generator: torch.Generator | None, sample: bool = True
+    def image_to_latents(
+        self, image: Image.Image, generator: torch.Generator | None = None, sample: bool = False
     ) -> torch.Tensor:
-        """VAE latents [1, C, H/8, W/8] of the reference image, normalised (z - shift) * scale. Official code
-        samples the posterior; `sample=False` takes its mean (deterministic, for parity checks)."""
-        pixels = pil_to_tensor(image).to(self._execution_device, self.vae.dtype)
-        posterior = self.vae.encode(pixels).latent_dist
+        """Latent grid [1, C, H/f, W/f]: normalised VAE latents (z - shift) * scale, or the pixels in [-1,1]
+        without a VAE. The official code samples the VAE posterior (`sample=True`); the mean is exact."""
+        pixels = pil_to_tensor(image).to(self._execution_device)
+        if self.vae is None:
+            return pixels
+        posterior = self.vae.encode(pixels.to(self.vae.dtype)).latent_dist
         latents = posterior.sample(generator) if sample else posterior.mean
         return (latents - self.vae.config.shift_factor) * self.vae.config.scaling_factor
 
+    def latents_to_image(self, latents: torch.Tensor) -> Image.Image:
+        """Latent grid -> PIL (the VAE decodes in its own dtype, fp32 by default)."""
+        if self.vae is None:
+            return tensor_to_pil(latents)
+        latents = latents.float() / self.vae.config.scaling_factor + self.vae.config.shift_factor
+        return tensor_to_pil(self.vae.decode(latents.to(self.vae.dtype), return_dict=False)[0])
+
     def prepare_noise(self, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
-        """Gaussian noise [1, C, H/8, W/8] from a CPU generator (reproducible across devices)."""
-        shape = (
-            1,
-            self.vae.config.latent_channels,
-            height // self.vae_scale_factor,
-            width // self.vae_scale_factor,
+        """Gaussian noise [1, C, H/f, W/f] from a CPU generator (the same numbers on every device)."""
+        f = self.vae_scale_factor
+        return torch.randn((1, self.latent_channels, height // f, width // f), generator=generator)
+
+    def pack(self, grid: torch.Tensor) -> torch.Tensor:
+        """Latent grid [B, C, h, w] -> tokens [B, (h/p)(w/p), C p p] (FLUX 2x2 packing for p = 2)."""
+        return pack_patches(grid, self.config.patch_size)
+
+    def unpack(self, tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Tokens -> latent grid for a working image of height x width pixels."""
+        return unpack_patches(
+            tokens, height // self.side_multiple, width // self.side_multiple, self.config.patch_size
         )
-        return torch.randn(shape, generator=generator, dtype=torch.float32)
+
+    def position_ids(self, rows: int, cols: int, device: torch.device | None = None) -> torch.Tensor:
+        """RoPE ids of the DiT's image tokens: target (0, r, c), then in sequence mode the reference tokens
+        with the version's offset (v1.0 (0, r, c), v1.1 (1, r+1, c+1))."""
+        target = latent_position_ids(rows, cols, 0, device)
+        if self.config.ref_mode == "channel":
+            return target
+        return torch.cat(
+            [target, latent_position_ids(rows, cols, reference_id_offset(self.config.version), device)]
+        )
 
     # ------------------------------------------------------------------ 2+3. connect and denoise
-    def predict_velocity(
+    def model_output(
         self,
-        latents: torch.Tensor,
+        latent_tokens: torch.Tensor,
         ref_tokens: torch.Tensor,
-        img_ids: torch.Tensor,
         embeds: torch.Tensor,
         mask: torch.Tensor,
-        t_curr: float,
+        t: float | torch.Tensor,
+        img_ids: torch.Tensor,
     ) -> torch.Tensor:
-        """Connector + DiT for the batch [cond, uncond] (or [cond]); returns velocities of the target tokens."""
+        """Connector + DiT; returns the DiT output for the target tokens. The batch follows `embeds`
+        ([cond, uncond] in sampling); latent/ref tokens with batch 1 are shared across it."""
         batch = embeds.shape[0]
-        t_vec = torch.full((batch,), t_curr, dtype=latents.dtype, device=latents.device)
+        if not torch.is_tensor(t):
+            t = torch.full((batch,), t)
+        t_vec = t.to(latent_tokens.device, latent_tokens.dtype)  # official: bf16-rounded timesteps
         txt, pooled = self.connector(embeds, t_vec, mask)
-        hidden = torch.cat([latents, ref_tokens], dim=1).expand(batch, -1, -1)
-        txt_ids = torch.zeros(txt.shape[1], 3, device=latents.device, dtype=img_ids.dtype)
+        latent_tokens = latent_tokens.expand(batch, -1, -1)
+        ref_tokens = ref_tokens.expand(batch, -1, -1)
+        if self.config.ref_mode == "channel":
+            hidden = torch.cat([latent_tokens, ref_tokens], dim=-1)
+        else:
+            hidden = torch.cat([latent_tokens, ref_tokens], dim=1)
+        txt_ids = torch.zeros(txt.shape[1], 3, device=img_ids.device, dtype=img_ids.dtype)
         out = self.transformer(
             hidden_states=hidden,
-            encoder_hidden_states=txt.to(latents.dtype),
-            pooled_projections=pooled.to(latents.dtype),
+            encoder_hidden_states=txt.to(latent_tokens.dtype),
+            pooled_projections=pooled.to(latent_tokens.dtype),
             timestep=t_vec,
             img_ids=img_ids,
             txt_ids=txt_ids,
             return_dict=False,
         )[0]
-        return out[:, : latents.shape[1]]
+        return out[:, : latent_tokens.shape[1]]
+
+    def velocity(
+        self, output: torch.Tensor, latent_tokens: torch.Tensor, ref_tokens: torch.Tensor, t: float
+    ) -> torch.Tensor:
+        """Flow velocity from the DiT output: itself (official), or from a predicted clean image
+        x0 = ref + output as (x_t - x0) / t (reference-residual models)."""
+        if self.config.prediction == "velocity":
+            return output
+        x0 = ref_tokens + output
+        return (latent_tokens - x0) / max(t, MIN_RESIDUAL_T)
 
     def denoise(
         self,
-        latents: torch.Tensor,
+        latent_tokens: torch.Tensor,
         ref_tokens: torch.Tensor,
         img_ids: torch.Tensor,
         embeds: torch.Tensor,
@@ -236,28 +326,21 @@ class Step1XEditPipeline(DiffusionPipeline):
         timesteps_truncate: float,
         callback: StepCallback | None = None,
     ) -> torch.Tensor:
-        """The official loop: per step one batched forward, CFG combination, Euler step on target tokens."""
+        """The official loop: one batched [cond, uncond] forward per step, CFG, Euler step on the targets."""
         total = len(timesteps) - 1
-        autocast = latents.device.type == "cuda" and latents.dtype == torch.bfloat16
+        autocast = latent_tokens.device.type == "cuda" and latent_tokens.dtype == torch.bfloat16
         with self.progress_bar(total=total) as progress:
             for step, (t_curr, t_next) in enumerate(zip(timesteps[:-1], timesteps[1:], strict=True)):
-                with torch.autocast(latents.device.type, dtype=torch.bfloat16, enabled=autocast):
-                    pred = self.predict_velocity(latents, ref_tokens, img_ids, embeds, mask, t_curr)
+                with torch.autocast(latent_tokens.device.type, dtype=torch.bfloat16, enabled=autocast):
+                    out = self.model_output(latent_tokens, ref_tokens, embeds, mask, t_curr, img_ids)
+                pred = self.velocity(out.to(latent_tokens.dtype), latent_tokens, ref_tokens, t_curr)
                 if guidance_scale != CFG_DISABLED:
                     pred = combine_cfg(pred[:1], pred[1:], guidance_scale, t_curr, timesteps_truncate)
-                latents = euler_step(latents, pred.to(latents.dtype), t_curr, t_next)
+                latent_tokens = euler_step(latent_tokens, pred, t_curr, t_next)
                 progress.update()
                 if callback is not None:
                     callback(step + 1, total)
-        return latents
-
-    # ------------------------------------------------------------------ 4. decode
-    @torch.no_grad()
-    def decode(self, latents: torch.Tensor, height: int, width: int) -> Image.Image:
-        """Packed latents -> PIL at the working resolution (VAE in its own dtype, fp32 by default)."""
-        unpacked = FluxPipeline._unpack_latents(latents.float(), height, width, self.vae_scale_factor)
-        unpacked = unpacked / self.vae.config.scaling_factor + self.vae.config.shift_factor
-        return latents_to_pil(self.vae.decode(unpacked.to(self.vae.dtype), return_dict=False)[0])
+        return latent_tokens
 
     # ------------------------------------------------------------------ the whole edit
     @torch.no_grad()
@@ -266,9 +349,9 @@ class Step1XEditPipeline(DiffusionPipeline):
         image: ImageSource,
         prompt: str,
         negative_prompt: str = "",
-        num_inference_steps: int = DEFAULT_STEPS,
-        guidance_scale: float = DEFAULT_GUIDANCE,
-        size_level: int = DEFAULT_SIZE_LEVEL,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        size_level: int | None = None,
         seed: int | None = None,
         timesteps_truncate: float = DEFAULT_TIMESTEPS_TRUNCATE,
         callback_on_step_end: StepCallback | None = None,
@@ -277,25 +360,29 @@ class Step1XEditPipeline(DiffusionPipeline):
         sample_reference: bool = True,
         resize_back: bool = True,
     ) -> Step1XEditPipelineOutput:
-        """Edit `image` following `prompt`.
+        """Edit `image` following `prompt`. None arguments take the model's config defaults (official: 28
+        steps, CFG 6.0, size level 512).
 
         Args:
             image: PIL image, path or encoded bytes (validated by `model.images.load_image`).
             prompt: the instruction (any language); must not be empty.
             negative_prompt: the unconditional branch's instruction (official: "").
-            num_inference_steps: Euler steps (official 28).
-            guidance_scale: CFG weight (official 6.0); -1 disables CFG (one forward per step).
+            num_inference_steps: Euler steps.
+            guidance_scale: CFG weight; -1 disables CFG (one forward per step, no negative prompt).
             size_level: working area ~ size_level^2 (official 512; 768 and 1024 recommended).
-            seed: seed of the CPU generator for noise and the VAE posterior sample; None draws one.
+            seed: seeds the CPU generator for the noise and the VAE posterior sample; None draws one.
             timesteps_truncate: CFG norm-rescale applies while t > this (0.93 current code; 1.0 = v1.0 release).
             callback_on_step_end: called as callback(step, total) after every step.
-            latents: injected initial noise [1, C, H/8, W/8] (parity tests; replaces the seeded noise).
-            ref_latents: injected normalised reference latents [1, C, H/8, W/8] (replaces the VAE encode).
-            sample_reference: sample the VAE posterior (official) or use its mean (deterministic).
+            latents: injected initial noise [1, C, H/f, W/f] (replaces the seeded noise; parity checks).
+            ref_latents: injected normalised reference latents [1, C, H/f, W/f] (replaces the VAE encode).
+            sample_reference: sample the VAE posterior (official) or take its mean (deterministic).
             resize_back: resize the output to the input size (official); False keeps the working size.
         """
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("the edit instruction is empty; describe the change you want")
+        steps = self.config.default_steps if num_inference_steps is None else num_inference_steps
+        guidance = self.config.default_guidance_scale if guidance_scale is None else guidance_scale
+        size_level = self.config.default_size_level if size_level is None else size_level
         if size_level < MIN_SIZE_LEVEL:
             raise ValueError(f"size_level must be at least {MIN_SIZE_LEVEL}, got {size_level}")
         source = load_image(image)
@@ -303,52 +390,47 @@ class Step1XEditPipeline(DiffusionPipeline):
         generator = torch.Generator("cpu").manual_seed(seed)
         device, dtype = self._execution_device, self.transformer.dtype
 
-        reference = resize_to_size_level(source, size_level)
+        reference = resize_to_size_level(source, size_level, self.side_multiple)
         width, height = reference.size
-        use_cfg = guidance_scale != CFG_DISABLED
+        use_cfg = guidance != CFG_DISABLED
 
-        # 1. encode: noise first, then the reference posterior sample, both from the seeded generator.
+        # 1. encode. Noise first, then the reference posterior sample, both from the seeded generator.
         noise = self.prepare_noise(height, width, generator) if latents is None else latents
-        prompts = [prompt, negative_prompt] if use_cfg else [prompt]
-        embeds, mask = self.encode_prompt(reference, prompts)
+        embeds, mask = self.encode_prompt(reference, [prompt, negative_prompt] if use_cfg else [prompt])
         if ref_latents is None:
-            ref_latents = self.encode_reference(reference, generator, sample=sample_reference)
+            ref_latents = self.image_to_latents(reference, generator, sample=sample_reference)
 
-        # 2. pack: 2x2 patches -> 64-d tokens; target ids (0,r,c), reference ids per version.
-        rows, cols = noise.shape[2] // 2, noise.shape[3] // 2
-        packed = FluxPipeline._pack_latents(noise, 1, noise.shape[1], noise.shape[2], noise.shape[3])
-        ref_tokens = FluxPipeline._pack_latents(ref_latents, 1, *ref_latents.shape[1:])
-        ref_offset = reference_id_offset(self.config.version)
-        img_ids = torch.cat(
-            [latent_position_ids(rows, cols, 0, device), latent_position_ids(rows, cols, ref_offset, device)]
-        )
+        # 2. pack into tokens; target ids (0,r,c), reference ids per version.
+        rows, cols = height // self.side_multiple, width // self.side_multiple
+        img_ids = self.position_ids(rows, cols, device)
 
         # 3. denoise on the official shifted schedule.
-        timesteps = get_schedule(num_inference_steps, rows * cols, mu=self._schedule_mu(rows * cols))
-        result = self.denoise(
-            packed.to(device, dtype),
-            ref_tokens.to(device, dtype),
+        timesteps = get_schedule(steps, rows * cols, mu=self._schedule_mu(rows * cols))
+        tokens = self.denoise(
+            self.pack(noise).to(device, dtype),
+            self.pack(ref_latents).to(device, dtype),
             img_ids,
             embeds.to(device, self.connector.dtype),
             mask.to(device),
             timesteps,
-            guidance_scale,
+            guidance,
             timesteps_truncate,
             callback_on_step_end,
         )
 
-        # 4. decode and resize back to the input size (PIL default resample, as official).
-        edited = self.decode(result, height, width)
+        # 4. decode, then back to the input size (PIL's default bicubic, as official).
+        final = self.unpack(tokens, height, width)
+        edited = self.latents_to_image(final)
         if resize_back and edited.size != source.size:
             edited = edited.resize(source.size, Image.BICUBIC)
         self.maybe_free_model_hooks()
-        return Step1XEditPipelineOutput(images=[edited], seed=seed)
+        return Step1XEditPipelineOutput(images=[edited], seed=seed, latents=final)
 
     def _schedule_mu(self, image_seq_len: int) -> float:
-        """Shift from the token count, with the scheduler's configured shift range when one is present."""
-        config = self.scheduler.config if self.scheduler is not None else None
-        if config is None:
+        """Shift from the token count, over the scheduler's configured shift range when there is one."""
+        if self.scheduler is None:
             return schedule_mu(image_seq_len)
+        config = self.scheduler.config
         return schedule_mu(
             image_seq_len,
             config.get("base_image_seq_len", 256),
