@@ -18,9 +18,9 @@ from scipy import sparse
 from workbench.stats.bradley_terry import DEFAULT_RIDGE, INIT_RATING, fit_bt_matrix, to_elo
 from workbench.stats.votes import PairCells, VotesError, pair_cells, validate_votes, win_mass
 
-# Keep each batched array under ~16 MB: (rounds x p x p) floats for the fit, (rounds x clusters) for draws.
+# Batch sizes: (rounds x p x p) float64 for the fit (~16 MB), (rounds x clusters) float32 draws (~64 MB).
 _FIT_BATCH_ELEMENTS = 2_000_000
-_DRAW_BATCH_ELEMENTS = 2_000_000
+_DRAW_BATCH_ELEMENTS = 16_000_000
 
 
 def _vote_rounds(counts: np.ndarray, rounds: int, rng: np.random.Generator) -> np.ndarray:
@@ -36,16 +36,23 @@ def _cluster_rounds(
     unlabelled = codes < 0
     codes[unlabelled] = len(uniques) + np.arange(unlabelled.sum())
     n_clusters = len(uniques) + int(unlabelled.sum())
-    member = sparse.csr_matrix(
-        (np.ones(len(codes)), (codes, cells.cell_of_vote)), shape=(n_clusters, cells.n_cells)
+    # cells x clusters; float32 is exact for counts below 2^24 and halves the memory traffic.
+    cells_by_cluster = sparse.csr_matrix(
+        (np.ones(len(codes), dtype=np.float32), (cells.cell_of_vote, codes)),
+        shape=(cells.n_cells, n_clusters),
     )
     out = np.empty((rounds, cells.n_cells))
     step = max(1, _DRAW_BATCH_ELEMENTS // n_clusters)
-    uniform = np.full(n_clusters, 1.0 / n_clusters)
+    draws = np.empty((step, n_clusters), dtype=np.float32)
     for start in range(0, rounds, step):
         size = min(step, rounds - start)
-        multiplicity = rng.multinomial(n_clusters, uniform, size=size).astype(float)
-        out[start : start + size] = (member.T @ multiplicity.T).T
+        for k in range(size):
+            # Drawing n_clusters cluster indices with replacement; the bincount is the multinomial(uniform)
+            # multiplicity (rng.multinomial over 10^5 categories draws one binomial each, far slower).
+            draws[k] = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
+        # Rounds contiguous per cluster, so the sparse product streams through memory.
+        multiplicity = np.ascontiguousarray(draws[:size].T)
+        out[start : start + size] = (cells_by_cluster @ multiplicity).T
     return out
 
 
@@ -62,6 +69,30 @@ def fit_rounds(cells: PairCells, round_counts: np.ndarray, ridge: float = DEFAUL
     return r
 
 
+def bootstrap_from_cells(
+    cells: PairCells,
+    rounds: int = 1000,
+    clusters: pd.Series | None = None,
+    seed: int = 0,
+    ridge: float = DEFAULT_RIDGE,
+    anchor: str | None = None,
+    anchor_rating: float = INIT_RATING,
+) -> pd.DataFrame:
+    """``bootstrap_ratings`` for already aggregated votes; ``clusters`` holds one cluster label per vote."""
+    if rounds < 0:
+        raise ValueError(f"rounds must be >= 0, got {rounds}")
+    columns = pd.Index(cells.systems, name="system")
+    if len(cells.cell_of_vote) == 0 or rounds == 0:
+        return pd.DataFrame(np.full((rounds, len(cells.systems)), np.nan), columns=columns)
+    rng = np.random.default_rng(seed)
+    if clusters is None:
+        round_counts = _vote_rounds(cells.counts(), rounds, rng)
+    else:
+        round_counts = _cluster_rounds(cells, clusters, rounds, rng)
+    r = fit_rounds(cells, round_counts, ridge=ridge)
+    return pd.DataFrame(to_elo(r, cells.systems, anchor=anchor, anchor_rating=anchor_rating), columns=columns)
+
+
 def bootstrap_ratings(
     votes: pd.DataFrame,
     rounds: int = 1000,
@@ -74,22 +105,12 @@ def bootstrap_ratings(
     """Elo ratings refitted on ``rounds`` bootstrap resamples: a (rounds x systems) DataFrame.
 
     ``cluster=None`` resamples votes; ``cluster="item_id"`` (or any column, e.g. ``"rater"``) resamples whole
-    clusters with all their votes. A system absent from a resample is NaN in that round (use NaN-aware
-    quantiles); with ``anchor``, a round without the anchor system is all-NaN.
+    clusters with all their votes (votes with a missing label are singleton clusters). A system absent from a
+    resample is NaN in that round (use NaN-aware quantiles); with ``anchor``, a round without the anchor
+    system is all-NaN. ``seed`` makes the draws reproducible.
     """
     votes = validate_votes(votes)
-    if rounds < 0:
-        raise ValueError(f"rounds must be >= 0, got {rounds}")
-    cells = pair_cells(votes)
-    if len(votes) == 0 or rounds == 0:
-        return pd.DataFrame(np.empty((rounds, len(cells.systems))), columns=cells.systems)
-    rng = np.random.default_rng(seed)
-    if cluster is None:
-        round_counts = _vote_rounds(cells.counts(), rounds, rng)
-    else:
-        if cluster not in votes.columns:
-            raise VotesError(f"cannot cluster on {cluster!r}: the votes table has no such column")
-        round_counts = _cluster_rounds(cells, votes[cluster], rounds, rng)
-    r = fit_rounds(cells, round_counts, ridge=ridge)
-    elo = to_elo(r, cells.systems, anchor=anchor, anchor_rating=anchor_rating)
-    return pd.DataFrame(elo, columns=pd.Index(cells.systems, name="system"))
+    if cluster is not None and cluster not in votes.columns:
+        raise VotesError(f"cannot cluster on {cluster!r}: the votes table has no such column")
+    clusters = votes[cluster] if cluster is not None else None
+    return bootstrap_from_cells(pair_cells(votes), rounds, clusters, seed, ridge, anchor, anchor_rating)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from workbench.stats.votes import pair_cells, validate_votes, win_mass
+from workbench.stats.votes import PairCells, pair_cells, validate_votes, win_mass
 
 SCALE = 400.0
 BASE = 10.0
@@ -99,6 +99,20 @@ def to_elo(
     return elo
 
 
+def ratings_from_cells(
+    cells: PairCells,
+    ridge: float = DEFAULT_RIDGE,
+    anchor: str | None = None,
+    anchor_rating: float = INIT_RATING,
+) -> pd.Series:
+    """``fit_bradley_terry`` for already aggregated votes."""
+    r = fit_bt_matrix(win_mass(cells, cells.counts()), ridge=ridge)
+    elo = to_elo(r, cells.systems, anchor=anchor, anchor_rating=anchor_rating)
+    return pd.Series(elo, index=pd.Index(cells.systems, name="system"), name="rating").sort_values(
+        ascending=False
+    )
+
+
 def fit_bradley_terry(
     votes: pd.DataFrame,
     ridge: float = DEFAULT_RIDGE,
@@ -109,12 +123,6 @@ def fit_bradley_terry(
 
     ``votes`` follows the votes schema (``model_a``, ``model_b``, ``winner``). With ``anchor``, ratings are
     shifted so that system has ``anchor_rating`` (FastChat anchors a reference model the same way). An empty
-    table gives an empty Series; a single system gets the initial rating.
+    table gives an empty Series.
     """
-    votes = validate_votes(votes)
-    cells = pair_cells(votes)
-    r = fit_bt_matrix(win_mass(cells, cells.counts()), ridge=ridge)
-    elo = to_elo(r, cells.systems, anchor=anchor, anchor_rating=anchor_rating)
-    return pd.Series(elo, index=pd.Index(cells.systems, name="system"), name="rating").sort_values(
-        ascending=False
-    )
+    return ratings_from_cells(pair_cells(validate_votes(votes)), ridge, anchor, anchor_rating)

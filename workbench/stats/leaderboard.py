@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from workbench.stats.bootstrap import bootstrap_ratings
-from workbench.stats.bradley_terry import DEFAULT_RIDGE, INIT_RATING, fit_bradley_terry
-from workbench.stats.votes import VotesError, validate_votes
-from workbench.stats.winrates import system_counts
+from workbench.stats.bootstrap import bootstrap_from_cells
+from workbench.stats.bradley_terry import DEFAULT_RIDGE, INIT_RATING, ratings_from_cells
+from workbench.stats.votes import VotesError, pair_cells, validate_votes
+from workbench.stats.winrates import counts_from_cells
 
 LEADERBOARD_COLUMNS = [
     "system",
@@ -52,19 +52,15 @@ def leaderboard(
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     votes = validate_votes(votes)
-    rating = fit_bradley_terry(votes, ridge=ridge, anchor=anchor, anchor_rating=anchor_rating)
-    board = system_counts(votes).reindex(rating.index)
+    if cluster is not None and cluster not in votes.columns:
+        raise VotesError(f"cannot cluster on {cluster!r}: the votes table has no such column")
+    cells = pair_cells(votes)
+    rating = ratings_from_cells(cells, ridge=ridge, anchor=anchor, anchor_rating=anchor_rating)
+    board = counts_from_cells(cells).reindex(rating.index)
     board.insert(0, "rating", rating)
     if rounds > 0 and len(votes):
-        boot = bootstrap_ratings(
-            votes,
-            rounds=rounds,
-            cluster=cluster,
-            seed=seed,
-            ridge=ridge,
-            anchor=anchor,
-            anchor_rating=anchor_rating,
-        )[rating.index]
+        clusters = votes[cluster] if cluster is not None else None
+        boot = bootstrap_from_cells(cells, rounds, clusters, seed, ridge, anchor, anchor_rating)[rating.index]
         tail = 100 * (1 - confidence) / 2
         values = boot.to_numpy()
         all_nan = np.isnan(values).all(axis=0)

@@ -16,10 +16,10 @@ import pandas as pd
 WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
 REQUIRED_COLUMNS = ("model_a", "model_b", "winner")
 
-# Outcome index inside a collapsed pair cell: the lower-indexed system won, the higher one won, or a tie
-# (``tie`` and ``tie (bothbad)`` both count half a win each way, as FastChat's ``preprocess_for_bt`` does).
-LOW_WINS, HIGH_WINS, TIE = 0, 1, 2
-N_OUTCOMES = 3
+# Outcome index inside a collapsed pair cell: the lower-indexed system won, the higher one won, a tie, or a
+# both-bad tie (for BT both ties count half a win each way, as FastChat's ``preprocess_for_bt`` does).
+LOW_WINS, HIGH_WINS, TIE, BOTH_BAD = 0, 1, 2, 3
+N_OUTCOMES = 4
 
 
 class VotesError(ValueError):
@@ -47,7 +47,7 @@ def validate_votes(votes: pd.DataFrame) -> pd.DataFrame:
         if empty.any():
             row = int(np.flatnonzero(empty.to_numpy())[0])
             raise VotesError(f"row {row}: {col} is missing")
-    same = votes["model_a"].to_numpy() == votes["model_b"].to_numpy()
+    same = (votes["model_a"].astype(str) == votes["model_b"].astype(str)).to_numpy()
     if same.any():
         row = int(np.flatnonzero(same)[0])
         raise VotesError(
@@ -61,19 +61,14 @@ def validate_votes(votes: pd.DataFrame) -> pd.DataFrame:
     return votes
 
 
-def outcome_scores(winner: pd.Series) -> np.ndarray:
-    """Score of ``model_a`` per vote: 1 win, 0 loss, 0.5 for ``tie`` and ``tie (bothbad)``."""
-    w = winner.to_numpy()
-    return np.where(w == "model_a", 1.0, np.where(w == "model_b", 0.0, 0.5))
-
-
 @dataclass(frozen=True)
 class PairCells:
     """Votes collapsed to (unordered system pair, outcome) cells.
 
-    ``cell_of_vote[v]`` is the cell of vote v; a cell is ``pair * 3 + outcome`` where ``pair`` indexes
-    ``pairs`` (rows ``(low, high)`` with ``low < high`` indexing ``systems``). BT with half-win ties depends on
-    the votes only through these counts, so resampling votes equals a multinomial draw over cells.
+    ``cell_of_vote[v]`` is the cell of vote v; a cell is ``pair * N_OUTCOMES + outcome`` where ``pair`` indexes
+    ``pairs`` (rows ``(low, high)`` with ``low < high`` indexing ``systems``). BT with half-win ties, vote
+    counts and win rates depend on the votes only through these counts, so resampling votes equals a
+    multinomial draw over cells.
     """
 
     systems: list[str]
@@ -89,40 +84,56 @@ class PairCells:
         return np.bincount(self.cell_of_vote, minlength=self.n_cells).astype(float)
 
 
-def pair_cells(votes: pd.DataFrame, systems: list[str] | None = None) -> PairCells:
-    """Collapse validated votes into pair-outcome cells (vectorised; ~0.1 s per million votes)."""
-    if systems is None:
-        systems = sorted(set(votes["model_a"].astype(str)) | set(votes["model_b"].astype(str)))
-    a = pd.Categorical(votes["model_a"].astype(str), categories=systems).codes.astype(np.int64)
-    b = pd.Categorical(votes["model_b"].astype(str), categories=systems).codes.astype(np.int64)
-    if (a < 0).any() or (b < 0).any():
-        raise VotesError("votes name systems outside the given system list")
-    low, high = np.minimum(a, b), np.maximum(a, b)
+def _system_codes(votes: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Sorted system names and the index of ``model_a``/``model_b`` per vote (hash-based, no string sorts)."""
+    codes, uniques = pd.factorize(pd.concat([votes["model_a"], votes["model_b"]], ignore_index=True))
+    names = np.array([str(u) for u in uniques], dtype=object)
+    order = np.argsort(names, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    codes = rank[codes]
+    return list(names[order]), codes[: len(votes)], codes[len(votes) :]
+
+
+def pair_cells(votes: pd.DataFrame) -> PairCells:
+    """Collapse validated votes into pair-outcome cells (vectorised, O(n); ~0.2 s per million votes)."""
+    systems, a, b = _system_codes(votes)
     p = len(systems)
-    pair_key = low * p + high
-    unique_keys, pair_index = np.unique(pair_key, return_inverse=True)
-    pairs = (
-        np.stack([unique_keys // p, unique_keys % p], axis=1) if len(unique_keys) else np.zeros((0, 2), int)
-    )
-    w = votes["winner"].to_numpy()
-    a_is_low = a == low
-    outcome = np.full(len(votes), TIE, dtype=np.int64)
-    a_won, b_won = w == "model_a", w == "model_b"
-    outcome[(a_won & a_is_low) | (b_won & ~a_is_low)] = LOW_WINS
-    outcome[(a_won & ~a_is_low) | (b_won & a_is_low)] = HIGH_WINS
-    return PairCells(systems=list(systems), pairs=pairs, cell_of_vote=pair_index * N_OUTCOMES + outcome)
+    low = np.minimum(a, b)
+    pair_key = low * p + np.maximum(a, b)
+    present = np.bincount(pair_key, minlength=p * p) > 0
+    pair_index = (np.cumsum(present) - 1)[pair_key]
+    keys = np.flatnonzero(present)
+    pairs = np.stack([keys // p, keys % p], axis=1)
+    winner_codes, winner_names = pd.factorize(votes["winner"])
+    winner = np.array([WINNERS.index(w) for w in winner_names], dtype=np.int64)[winner_codes]
+    # winner codes 0/1 (model_a/model_b won) become LOW_WINS/HIGH_WINS by which side is the lower index;
+    # codes 2/3 are TIE/BOTH_BAD already.
+    decisive_low = np.where((winner == 0) == (a == low), LOW_WINS, HIGH_WINS)
+    outcome = np.where(winner >= 2, winner, decisive_low)
+    return PairCells(systems=systems, pairs=pairs, cell_of_vote=pair_index * N_OUTCOMES + outcome)
+
+
+def outcome_matrices(cells: PairCells, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cell counts (..., n_cells) as (..., p, p) matrices ``wins``, ``ties``, ``both_bad``.
+
+    ``wins[i, j]``: decisive wins of system i over j; ``ties`` and ``both_bad`` are symmetric counts.
+    """
+    p = len(cells.systems)
+    c = counts.reshape(*counts.shape[:-1], len(cells.pairs), N_OUTCOMES)
+    lo, hi = cells.pairs[:, 0], cells.pairs[:, 1]
+    wins, ties, both_bad = (np.zeros((*counts.shape[:-1], p, p)) for _ in range(3))
+    wins[..., lo, hi], wins[..., hi, lo] = c[..., LOW_WINS], c[..., HIGH_WINS]
+    for matrix, outcome in ((ties, TIE), (both_bad, BOTH_BAD)):
+        matrix[..., lo, hi] = matrix[..., hi, lo] = c[..., outcome]
+    return wins, ties, both_bad
 
 
 def win_mass(cells: PairCells, counts: np.ndarray) -> np.ndarray:
     """Turn cell counts (..., n_cells) into win-mass matrices W (..., p, p), ties split half/half.
 
-    ``W[i, j]`` is how many battles system i won against system j, counting each tie as half a win.
+    ``W[i, j]`` is how many battles system i won against system j, counting each tie (good or both-bad) as
+    half a win.
     """
-    p = len(cells.systems)
-    c = counts.reshape(*counts.shape[:-1], len(cells.pairs), N_OUTCOMES)
-    half_tie = 0.5 * c[..., TIE]
-    W = np.zeros((*counts.shape[:-1], p, p))
-    lo, hi = cells.pairs[:, 0], cells.pairs[:, 1]
-    W[..., lo, hi] = c[..., LOW_WINS] + half_tie
-    W[..., hi, lo] = c[..., HIGH_WINS] + half_tie
-    return W
+    wins, ties, both_bad = outcome_matrices(cells, counts)
+    return wins + 0.5 * (ties + both_bad)
