@@ -306,11 +306,13 @@ def infer_transformer_config(shapes: Mapping[str, Sequence[int]]) -> dict:
     if not norm_keys:
         raise CheckpointFormatError("cannot read the DiT head size: no *.norm.query_norm.scale tensor")
     hidden, in_channels = shapes["img_in.weight"]
+    out_channels = shapes["final_layer.linear.weight"][0]
     head_dim = shapes[norm_keys[0]][0]
     return {
         "patch_size": 1,
         "in_channels": in_channels,
-        "out_channels": shapes["final_layer.linear.weight"][0],
+        # None = same as in_channels, as in the diffusers default config
+        "out_channels": None if out_channels == in_channels else out_channels,
         "num_layers": _count_blocks(shapes, "double_blocks."),
         "num_single_layers": _count_blocks(shapes, "single_blocks."),
         "attention_head_dim": head_dim,
