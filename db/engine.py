@@ -26,6 +26,7 @@ RETRYABLE_PGCODES = {"40P01", "40001"}
 
 BUSY_TIMEOUT_MS = 30_000
 ENV_VAR = "WORKBENCH_DB"
+SYNC_ENV = "WORKBENCH_SQLITE_SYNCHRONOUS"
 
 
 def default_url(data_dir: str | Path = "data") -> str:
@@ -41,12 +42,16 @@ def is_sqlite(engine_or_url: Engine | str) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, synchronous: str = "FULL") -> Engine:
+def make_engine(url: str, synchronous: str | None = None) -> Engine:
     """Create an engine for ``url``. For SQLite the file's folder is created if needed.
 
-    ``synchronous=FULL`` makes every acknowledged commit durable even against power loss (WAL keeps that cheap:
-    one fsync of the log per commit); ``NORMAL`` is durable against process crashes only.
+    SQLite ``synchronous`` (default ``$WORKBENCH_SQLITE_SYNCHRONOUS`` or NORMAL): with WAL, NORMAL keeps every
+    committed transaction across an application crash or SIGKILL (the commit is in the OS page cache) but may lose
+    the last commits on power loss; FULL also survives power loss at one fsync per commit (~10 ms on slow disks).
     """
+    synchronous = (synchronous or os.environ.get(SYNC_ENV) or "NORMAL").upper()
+    if synchronous not in ("NORMAL", "FULL", "EXTRA"):
+        raise ValueError(f"SQLite synchronous must be NORMAL, FULL or EXTRA, got {synchronous!r}")
     u = make_url(url)
     if u.get_backend_name() != "sqlite":
         return create_engine(u, pool_pre_ping=True, pool_size=10, max_overflow=30)

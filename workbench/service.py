@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.engine import Database, default_url
@@ -42,6 +42,7 @@ from db.models import (
     Study,
     System,
     Vote,
+    utcnow,
 )
 from workbench import scheduler
 from workbench.images import ImageLike, ImageStore
@@ -96,6 +97,7 @@ class Workbench:
         self.images = ImageStore(self.data_dir / "images")
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
+        self._rater_ids: dict[str, int] = {}
         self._priority_cache: dict[int, tuple[float, dict[tuple[int, int], float]]] = {}
 
     # ------------------------------------------------------------------ setup
@@ -120,6 +122,14 @@ class Workbench:
         if row is None:
             raise LookupError(f"unknown study {study!r}")
         return row
+
+    def _rater_id(self, s: Session, handle: str) -> int:
+        """Rater id by handle, cached (raters are never deleted or renamed)."""
+        cached = self._rater_ids.get(handle)
+        if cached is None:
+            cached = self._rater(s, handle).id
+            self._rater_ids[handle] = cached
+        return cached
 
     def _rater(self, s: Session, handle: str) -> Rater:
         row = s.scalars(select(Rater).where(Rater.handle == handle)).first()
@@ -482,33 +492,49 @@ class Workbench:
         ):
             raise ValueError(f"seconds_on_task must be a non-negative number, got {seconds_on_task!r}")
 
+        if not idempotency_key or not isinstance(idempotency_key, str):
+            raise ValueError("an idempotency_key (non-empty string) is required")
+        values = {
+            "impression_id": impression_id,
+            "choice": choice,
+            "comment": comment,
+            "seconds_on_task": None if seconds_on_task is None else float(seconds_on_task),
+            "idempotency_key": idempotency_key,
+            "created_at": utcnow(),
+            **checked,
+        }
+
+        # Core statements, not ORM objects: this is the hot path (one short BEGIN IMMEDIATE transaction).
         def write(s: Session) -> dict[str, Any]:
-            rater = self._rater(s, rater_handle)
-            existing = _by_key(s, Vote, idempotency_key)
+            rater_id = self._rater_id(s, rater_handle)
+            existing = s.execute(
+                select(Vote.id, Vote.impression_id, Vote.rater_id).where(
+                    Vote.idempotency_key == idempotency_key
+                )
+            ).first()
             if existing is not None:
-                if existing.impression_id != impression_id or existing.rater_id != rater.id:
+                if existing.impression_id != impression_id or existing.rater_id != rater_id:
                     raise ValueError(f"idempotency key {idempotency_key!r} was already used for another vote")
                 return {"vote_id": existing.id, "stored": False}
-            imp = self._own_impression(s, impression_id, rater)
+            imp = s.execute(
+                select(Impression.rater_id, Impression.status, Impression.assignment_id).where(
+                    Impression.id == impression_id
+                )
+            ).first()
+            if imp is None:
+                raise LookupError(f"unknown impression {impression_id!r}")
+            if imp.rater_id != rater_id:
+                raise PermissionError(f"impression {impression_id} was shown to another rater")
             if imp.status == "skipped":
                 raise ValueError(f"impression {impression_id} was skipped; it cannot take a vote")
-            previous = _latest(s, Vote, Vote.impression_id, imp.id)
-            vote = Vote(
-                impression_id=imp.id,
-                rater_id=rater.id,
-                choice=choice,
-                comment=comment or "",
-                seconds_on_task=None if seconds_on_task is None else float(seconds_on_task),
-                idempotency_key=idempotency_key,
-                supersedes_id=previous.id if previous else None,
-                **checked,
+            previous = s.scalar(select(func.max(Vote.id)).where(Vote.impression_id == impression_id))
+            vote_id = s.scalar(
+                insert(Vote).values(rater_id=rater_id, supersedes_id=previous, **values).returning(Vote.id)
             )
-            s.add(vote)
-            imp.status = "voted"
+            s.execute(update(Impression).where(Impression.id == impression_id).values(status="voted"))
             if imp.assignment_id is not None:
-                s.get(Assignment, imp.assignment_id).status = "done"
-            s.flush()
-            return {"vote_id": vote.id, "stored": True}
+                s.execute(update(Assignment).where(Assignment.id == imp.assignment_id).values(status="done"))
+            return {"vote_id": vote_id, "stored": True}
 
         return self.db.run_write(write)
 

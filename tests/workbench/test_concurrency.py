@@ -1,0 +1,218 @@
+"""Exactly-once votes under concurrency: threads, processes, duplicate retries racing, and a SIGKILLed writer."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select, text
+
+from db.models import Assignment, Impression, Item, Output, Rater, Study, Vote
+from workbench.service import Workbench
+
+N_VOTES = 5_000
+N_THREADS = 32
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _prepare_impressions(wb: Workbench, n: int, n_raters: int = N_THREADS) -> list[tuple[int, str]]:
+    """Bulk-create ``n`` open impressions spread over ``n_raters`` raters; returns (impression_id, rater)."""
+    wb.create_study("load", k=n_raters)
+    source = wb.images.put(_png(1))
+    left, right = wb.images.put(_png(2)), wb.images.put(_png(3))
+    handles = [f"r{i:02d}" for i in range(n_raters)]
+    per_item = n_raters
+
+    def write(s):
+        study = s.scalars(select(Study).where(Study.name == "load")).one()
+        ids = [s.scalar(insert(Rater).values(handle=h, role="rater").returning(Rater.id)) for h in handles]
+        out: list[tuple[int, str]] = []
+        for start in range(0, n, per_item):
+            item_id = wb.insert_item(s, study, source, f"edit {start}", {"a": left, "b": right})
+            outs = (
+                s.execute(select(Output.id).where(Output.item_id == item_id).order_by(Output.id))
+                .scalars()
+                .all()
+            )
+            chunk = range(min(per_item, n - start))
+            assignment_ids = s.scalars(
+                insert(Assignment).returning(Assignment.id),
+                [
+                    {"study_id": study.id, "rater_id": ids[j], "item_id": item_id, "status": "open"}
+                    for j in chunk
+                ],
+            ).all()
+            imp_ids = s.scalars(
+                insert(Impression).returning(Impression.id),
+                [
+                    {
+                        "study_id": study.id,
+                        "rater_id": ids[j],
+                        "item_id": item_id,
+                        "assignment_id": a,
+                        "left_output_id": outs[j % 2],
+                        "right_output_id": outs[1 - j % 2],
+                        "status": "open",
+                    }
+                    for j, a in zip(chunk, assignment_ids, strict=True)
+                ],
+            ).all()
+            s.execute(Item.__table__.update().where(Item.id == item_id).values(assigned_count=len(chunk)))
+            out.extend((imp, handles[j]) for j, imp in zip(chunk, imp_ids, strict=True))
+        return out
+
+    return wb.db.run_write(write)
+
+
+def _png(value: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (value, 0, 0)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _work_list(pairs: list[tuple[int, str]], worker: int, workers: int) -> list[tuple[int, str, str]]:
+    """This worker's votes plus a retry of its neighbour's votes (same key: the two race each other)."""
+    mine = [(imp, rater, f"vote-{imp}") for i, (imp, rater) in enumerate(pairs) if i % workers == worker]
+    retries = [
+        (imp, rater, f"vote-{imp}")
+        for i, (imp, rater) in enumerate(pairs)
+        if i % workers == (worker + 1) % workers
+    ]
+    work = mine + retries
+    random.Random(worker).shuffle(work)
+    return work
+
+
+def _submit_all(wb: Workbench, work: list[tuple[int, str, str]]) -> tuple[int, list[str]]:
+    stored, errors = 0, []
+    for imp, rater, key in work:
+        try:
+            stored += wb.submit_vote(imp, rater, "A", key)["stored"]
+        except Exception as exc:  # noqa: BLE001 - any surfaced error fails the test below
+            errors.append(f"{type(exc).__name__}: {exc}")
+    return stored, errors
+
+
+def _count_votes(wb: Workbench) -> tuple[int, int]:
+    with wb.db.read.begin() as s:
+        return (
+            s.scalar(select(func.count()).select_from(Vote)),
+            s.scalar(select(func.count(func.distinct(Vote.impression_id)))),
+        )
+
+
+@pytest.mark.slow
+def test_threads_store_each_vote_exactly_once(wb: Workbench) -> None:
+    pairs = _prepare_impressions(wb, N_VOTES)
+    results: list[tuple[int, list[str]]] = [None] * N_THREADS  # type: ignore[list-item]
+
+    def run(t: int) -> None:
+        results[t] = _submit_all(wb, _work_list(pairs, t, N_THREADS))
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(N_THREADS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    errors = [e for _, errs in results for e in errs]
+    assert errors == [], errors[:5]
+    assert sum(stored for stored, _ in results) == N_VOTES  # every key acknowledged as new exactly once
+    assert _count_votes(wb) == (N_VOTES, N_VOTES)
+
+
+def _process_main(url: str, data_dir: str, pairs, worker: int, workers: int, threads: int, queue) -> None:  # noqa: ANN001
+    wb = Workbench(db_url=url, data_dir=data_dir)
+    work = _work_list(pairs, worker, workers)
+    out: list[tuple[int, list[str]]] = []
+    lock = threading.Lock()
+
+    def run(t: int) -> None:
+        res = _submit_all(wb, work[t::threads])
+        with lock:
+            out.append(res)
+
+    ths = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    queue.put((sum(s for s, _ in out), [e for _, errs in out for e in errs]))
+    wb.close()
+
+
+@pytest.mark.slow
+def test_processes_store_each_vote_exactly_once(wb: Workbench) -> None:
+    pairs = _prepare_impressions(wb, N_VOTES)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    workers = 4
+    procs = [
+        ctx.Process(target=_process_main, args=(wb.db_url, str(wb.data_dir), pairs, w, workers, 8, queue))
+        for w in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    outcomes = [queue.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    errors = [e for _, errs in outcomes for e in errs]
+    assert errors == [], errors[:5]
+    assert sum(stored for stored, _ in outcomes) == N_VOTES
+    assert _count_votes(wb) == (N_VOTES, N_VOTES)
+
+
+WRITER = """
+import sys
+from workbench.service import Workbench
+wb = Workbench(db_url=sys.argv[1], data_dir=sys.argv[2])
+for line in sys.stdin:
+    imp, rater, key = line.split()
+    result = wb.submit_vote(int(imp), rater, "B", key)
+    print("ACK", key, flush=True)   # acknowledged only after the commit returned
+"""
+
+
+def test_sigkilled_writer_loses_no_acknowledged_vote(tmp_path: Path) -> None:
+    wb = Workbench(db_url=f"sqlite:///{tmp_path / 'kill.db'}", data_dir=tmp_path)
+    wb.init()
+    pairs = _prepare_impressions(wb, 400, n_raters=4)
+    wb.close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, wb.db_url, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    proc.stdin.write("".join(f"{imp} {rater} k{imp}\n" for imp, rater in pairs))
+    proc.stdin.flush()
+    acked: list[str] = []
+    deadline = time.monotonic() + 60
+    while len(acked) < 150 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("ACK"):
+            acked.append(line.split()[1])
+    os.kill(proc.pid, signal.SIGKILL)  # mid-run: the writer is still busy with the remaining votes
+    proc.wait()
+    assert len(acked) >= 150
+    check = Workbench(db_url=wb.db_url, data_dir=tmp_path)
+    with check.db.read.begin() as s:
+        assert s.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+        stored = set(s.scalars(select(Vote.idempotency_key)))
+    assert set(acked) <= stored
+    assert len(stored) < len(pairs)  # it really was killed mid-run
+    check.close()
