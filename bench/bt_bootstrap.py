@@ -16,30 +16,10 @@ import argparse
 import time
 
 import numpy as np
-import pandas as pd
 
 from workbench.stats import bootstrap_ratings, fit_bradley_terry, leaderboard
 from workbench.stats.baseline import bootstrap_logistic_baseline, fit_logistic_baseline
-
-
-def simulate_votes(n_votes: int, n_systems: int, seed: int = 0) -> pd.DataFrame:
-    """Votes from a BT model with strengths spread over 600 Elo; 10% ties, 5% both-bad, k=3 votes per item."""
-    rng = np.random.default_rng(seed)
-    strength = np.linspace(-0.75, 0.75, n_systems)  # log10-odds units: 400 x this = Elo offset
-    a = rng.integers(0, n_systems, n_votes)
-    b = (a + rng.integers(1, n_systems, n_votes)) % n_systems
-    p_a = 1.0 / (1.0 + 10.0 ** (-(strength[a] - strength[b])))
-    u = rng.random(n_votes)
-    # Draw ties first, then decide decisive votes so that E[score of A] stays p_a (ties count as half).
-    tie_rate = np.minimum(0.15, 2 * np.minimum(p_a, 1 - p_a))
-    tie = u < tie_rate
-    a_wins = rng.random(n_votes) < (p_a - tie_rate / 2) / (1 - tie_rate)
-    both_bad = tie & (rng.random(n_votes) < 1 / 3)
-    winner = np.where(both_bad, "tie (bothbad)", np.where(tie, "tie", np.where(a_wins, "model_a", "model_b")))
-    names = np.array([f"system-{i:02d}" for i in range(n_systems)])
-    return pd.DataFrame(
-        {"model_a": names[a], "model_b": names[b], "winner": winner, "item_id": np.arange(n_votes) // 3}
-    )
+from workbench.stats.simulate import simulate_votes
 
 
 def main() -> None:
@@ -50,7 +30,9 @@ def main() -> None:
     parser.add_argument("--baseline-rounds", type=int, default=2)
     args = parser.parse_args()
 
-    votes = simulate_votes(args.votes, args.systems)
+    # Strengths spread over 600 Elo; 15% ties (a third of them both-bad); 3 votes per item.
+    ratings = {f"system-{i:02d}": r for i, r in enumerate(np.linspace(700, 1300, args.systems))}
+    votes = simulate_votes(ratings, args.votes, tie_rate=0.15, both_bad_share=1 / 3, votes_per_item=3)
     print(f"data: {len(votes):,} votes, {args.systems} systems, {args.rounds} bootstrap rounds")
 
     start = time.perf_counter()

@@ -52,7 +52,9 @@ def fit_logistic_baseline(
         return loss, X.T @ dmargin + w / (c_param * n_rows)
 
     w0 = np.zeros(len(systems))
-    result = minimize(loss_and_grad, w0, jac=True, method="L-BFGS-B", options={"gtol": tol, "maxiter": 1000})
+    result = minimize(
+        loss_and_grad, w0, jac=True, method="L-BFGS-B", options={"gtol": tol, "ftol": 1e-15, "maxiter": 1000}
+    )
     elo = to_elo(result.x, systems)
     return pd.Series(elo, index=pd.Index(systems, name="system"), name="rating").sort_values(ascending=False)
 
