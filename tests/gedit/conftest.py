@@ -64,3 +64,18 @@ class TinyEditor:
 def make_editor():
     """Factory for fresh tiny editors (test modules cannot import conftest under importlib mode)."""
     return TinyEditor
+
+
+@pytest.fixture(scope="session")
+def tiny_judge_dir(tmp_path_factory) -> Path:
+    """A tiny random Qwen2.5-VL + processor saved like a Hub judge folder (model.tiny's local tokenizer)."""
+    import torch
+
+    from model.tiny import tiny_processor, tiny_text_encoder
+
+    folder = tmp_path_factory.mktemp("tiny-qwen25vl-judge")
+    processor = tiny_processor()
+    torch.manual_seed(0)
+    tiny_text_encoder(processor.tokenizer).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder

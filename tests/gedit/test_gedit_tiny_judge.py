@@ -12,20 +12,6 @@ from workbench.gedit.run import run_bench
 from workbench.gedit.stats import load_scores, summarize_all
 
 
-@pytest.fixture(scope="module")
-def tiny_judge_dir(tmp_path_factory):
-    import torch
-
-    from model.tiny import tiny_processor, tiny_text_encoder
-
-    folder = tmp_path_factory.mktemp("tiny-qwen25vl-judge")
-    processor = tiny_processor()
-    torch.manual_seed(0)
-    tiny_text_encoder(processor.tokenizer).save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
 def test_tiny_random_judge_failures_are_counted(tmp_path, tiny_judge_dir, bench, make_editor):
     judge = QwenVLJudge.load(str(tiny_judge_dir), device="cpu", dtype="float32", max_new_tokens=12)
     assert judge.judge_id.startswith("tiny-qwen25vl-judge") and "@local-" in judge.judge_id

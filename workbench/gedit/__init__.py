@@ -6,6 +6,8 @@ aggregation, coverage, bootstrap, paired comparison), ``human`` (workbench study
 ``cli`` (``python -m workbench bench ...``).
 """
 
+import re
+
 # The 11 category ids exactly as the dataset and the official scripts spell them (mixed '-' and '_').
 TASK_TYPES: tuple[str, ...] = (
     "background_change",
@@ -22,3 +24,8 @@ TASK_TYPES: tuple[str, ...] = (
 )
 # The dataset's language codes ("cn", not "zh").
 LANGUAGES: tuple[str, ...] = ("en", "cn")
+
+
+def safe_name(text: str) -> str:
+    """A model/judge label usable as one folder name ("tiny-random (untrained)" -> "tiny-random_untrained")."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "unnamed"

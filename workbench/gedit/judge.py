@@ -23,6 +23,7 @@ from typing import Protocol
 from PIL import Image
 from tqdm.auto import tqdm
 
+from workbench.gedit import safe_name
 from workbench.gedit.dataset import BenchSample
 from workbench.gedit.parse import parse_reply
 from workbench.gedit.prompts import PROMPT_VERSION, STRICT_SUFFIX, pq_prompt, prompt_sha, sc_prompt
@@ -319,7 +320,7 @@ def judge_run(
     Records from earlier runs on other samples are kept (so filtered runs accumulate); the samples judged now
     are replaced. Missing outputs are recorded as ``missing_output`` (an editor failure, not a judge failure).
     """
-    label = _safe_label(judge_name or getattr(judge, "name", judge.judge_id))
+    label = safe_name(judge_name or getattr(judge, "name", judge.judge_id))
     out_dir = scores_dir / model_name / label
     records = read_records(out_dir / SCORES_FILE)
     counts = {"ok": 0, "judge_failed": 0, "missing_output": 0}
@@ -390,10 +391,6 @@ def _write_records(path: Path, records: dict[str, dict]) -> None:
         for uid in sorted(records):
             fh.write(json.dumps(records[uid], ensure_ascii=False) + "\n")
     tmp.replace(path)
-
-
-def _safe_label(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "judge"
 
 
 def _library_versions() -> dict[str, str]:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from PIL import Image
 from tqdm.auto import tqdm
 
+from workbench.gedit import safe_name
 from workbench.gedit.dataset import BenchSample
 
 
@@ -98,7 +99,9 @@ def run_bench(
 ) -> dict:
     """Edit this process's share of ``samples``, skipping finished outputs; returns the manifest written."""
     settings = settings or RunSettings()
-    model_name = model_name or getattr(editor, "name", None) or type(editor).__name__
+    model_name = safe_name(model_name or getattr(editor, "name", None) or type(editor).__name__)
+    if hasattr(editor, "set_progress_bar_config"):  # diffusers: one bar over samples, not one per sample
+        editor.set_progress_bar_config(disable=True)
     mine = shard(samples, rank, world_size)
     generated, skipped, seeds = [], [], {}
     for sample in tqdm(mine, desc=f"{model_name} [{rank + 1}/{world_size}]", disable=not progress):
@@ -121,7 +124,8 @@ def run_bench(
         generated.append(sample.uid)
     manifest = {
         "model": model_name,
-        "model_version": getattr(editor, "version", None) or getattr(editor, "name", None),
+        "model_name": getattr(editor, "name", None),
+        "model_config": _plain_config(editor),
         "settings": asdict(settings),
         "seed_rule": "sha256(f'{seed}:{task_type}/{language}/{key}')[:4] & 0x7fffffff",
         "seeds": seeds,
@@ -139,6 +143,16 @@ def run_bench(
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
     manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     return manifest
+
+
+def _plain_config(editor: Editor) -> dict:
+    """The editor's diffusers config (version, sizes, defaults), JSON-safe values only."""
+    config = getattr(editor, "config", None) or {}
+    return {
+        k: v
+        for k, v in dict(config).items()
+        if isinstance(v, str | int | float | bool) and not k.startswith("_")
+    }
 
 
 def _save_atomically(image: Image.Image, target: Path) -> None:
