@@ -2,6 +2,7 @@
 
 import json
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -41,6 +42,15 @@ def test_folder_source_and_filters(bench_file):
     assert {s.language for s in filter_samples(samples, keys=[key])} == {"en", "cn"}
     inter = filter_samples(samples, intersection_only=True)
     assert inter and all(s.intersection for s in inter)
+
+
+@pytest.mark.parametrize("writer", ["new_stream", "new_file"])
+def test_arrow_files_as_datasets_writes_them(tmp_path, bench_file, bench, writer):
+    table = pq.read_table(bench_file)
+    path = tmp_path / "data-00000-of-00001.arrow"
+    with pa.OSFile(str(path), "wb") as sink, getattr(pa.ipc, writer)(sink, table.schema) as out:
+        out.write_table(table)
+    assert [s.uid for s in load_bench(path)] == [s.uid for s in bench]
 
 
 def test_bad_sources_fail_clearly(tmp_path, bench_file):

@@ -131,9 +131,13 @@ def _data_files(path: Path) -> list[Path]:
 def _read_table(file: Path) -> pa.Table:
     try:
         if file.suffix == ".arrow":
-            # `datasets` writes its cache files in the Arrow IPC *stream* format.
+            # `datasets` writes the Arrow IPC *stream* format; other tools write the IPC *file* format.
             with pa.memory_map(str(file)) as source:
-                return pa.ipc.open_stream(source).read_all()
+                try:
+                    return pa.ipc.open_stream(source).read_all()
+                except pa.ArrowInvalid:
+                    source.seek(0)
+                    return pa.ipc.open_file(source).read_all()
         return pq.read_table(file)
     except (pa.ArrowInvalid, OSError) as exc:
         raise BenchLoadError(f"cannot read {file}: {exc}") from exc
