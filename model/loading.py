@@ -8,6 +8,7 @@ them all, before any data is read), then tensors are streamed one at a time from
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Mapping
@@ -342,9 +343,7 @@ def load_diffusers_folder(folder: Path, torch_dtype: torch.dtype, device: torch.
     """(b) ``save_pretrained`` output (transformer/ + connector/) or the fork's layout (connector inside)."""
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    from model.encoder import DEFAULT_DROP_TOKENS, DEFAULT_MAX_LENGTH
     from model.pipeline import Step1XEditPipeline
-    from model.tiny import flux_scheduler
 
     index = (
         json.loads((folder / "model_index.json").read_text())
@@ -374,26 +373,34 @@ def load_diffusers_folder(folder: Path, torch_dtype: torch.dtype, device: torch.
             device,
         )
     vae_dir = folder / "vae"
-    vae_spec = (AutoencoderKL, _init_kwargs(AutoencoderKL, _read_config(vae_dir)))
-    modules |= load_modules({"vae": vae_spec}, safetensors_files(vae_dir), DIFFUSERS_VAE, dtypes, device)
+    if vae_dir.is_dir():  # no vae/ = a pixel-space model (the pipeline's vae is optional)
+        vae_spec = (AutoencoderKL, _init_kwargs(AutoencoderKL, _read_config(vae_dir)))
+        modules |= load_modules({"vae": vae_spec}, safetensors_files(vae_dir), DIFFUSERS_VAE, dtypes, device)
+    scheduler_dir = folder / "scheduler"
     scheduler = (
-        FlowMatchEulerDiscreteScheduler.from_pretrained(folder, subfolder="scheduler")
-        if (folder / "scheduler").is_dir()
-        else flux_scheduler()
+        FlowMatchEulerDiscreteScheduler.from_pretrained(scheduler_dir) if scheduler_dir.is_dir() else None
     )
-    version = index.get("version") or ("v1.0" if modules["connector"].config.use_scale_factor else "v1.1")
+    config = _pipeline_config(index)
+    config.setdefault("version", "v1.0" if modules["connector"].config.use_scale_factor else "v1.1")
+    config.setdefault("model_name", f"step1x-edit-{config['version']}")
     return Step1XEditPipeline(
         text_encoder=load_text_encoder(folder / "text_encoder", torch_dtype, device),
         processor=load_processor(folder / "processor"),
         connector=modules["connector"],
         transformer=modules["transformer"],
-        vae=modules["vae"],
+        vae=modules.get("vae"),
         scheduler=scheduler,
-        version=version,
-        max_length=index.get("max_length", DEFAULT_MAX_LENGTH),
-        drop_tokens=index.get("drop_tokens", DEFAULT_DROP_TOKENS),
-        model_name=index.get("model_name", f"step1x-edit-{version}"),
+        **config,
     )
+
+
+def _pipeline_config(index: Mapping) -> dict:
+    """The pipeline's own settings saved in ``model_index.json`` (the fork's index has none: defaults apply)."""
+    from model.pipeline import Step1XEditPipeline
+
+    params = inspect.signature(Step1XEditPipeline.__init__).parameters
+    components = set(Step1XEditPipeline._get_signature_keys(Step1XEditPipeline)[0])
+    return {k: v for k, v in index.items() if k in params and k not in components and k != "self"}
 
 
 # --------------------------------------------------------------------------------------------------------------

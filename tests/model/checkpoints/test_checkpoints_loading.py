@@ -1,0 +1,271 @@
+"""Loading through the real loaders: tiny official-layout folders, save/load round trips, errors, LoRA, Hub."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from model.checkpoints import CheckpointMismatchError
+from model.key_mapping import CheckpointFormatError
+from model.loading import ModelNotAvailableError, load_editor, load_pipeline
+from model.lora import LoraFormatError, merge_kohya_lora
+from model.pipeline import Step1XEditPipeline
+from model.tiny import TINY_TEXT_HIDDEN, tiny_pipeline
+
+HIDDEN = 32  # tiny DiT width: 2 heads of 16 -> rope axes (4, 6, 6), connector 64 / 16 = 4 heads
+TINY_DIT = {"hidden": HIDDEN, "heads": 2, "depth": 2, "depth_single": 2, "context_dim": 64, "vec_dim": 48}
+TINY_CONNECTOR = {"in_channels": TINY_TEXT_HIDDEN, "hidden": 64, "depth": 2, "pooled": 48}
+TINY_VAE = {"ch": 32, "ch_mult": (1, 1, 1, 1), "num_res_blocks": 1}
+
+
+def official_from_diffusers(transformer: dict, connector: dict) -> dict:
+    """Rebuild official DiT keys from the loaded diffusers modules (the inverse, written out by hand)."""
+    t, out = transformer, {"connector." + k: v for k, v in connector.items()}
+    renames = {
+        "time_in.in_layer": "time_text_embed.timestep_embedder.linear_1",
+        "time_in.out_layer": "time_text_embed.timestep_embedder.linear_2",
+        "vector_in.in_layer": "time_text_embed.text_embedder.linear_1",
+        "vector_in.out_layer": "time_text_embed.text_embedder.linear_2",
+        "txt_in": "context_embedder",
+        "img_in": "x_embedder",
+        "final_layer.linear": "proj_out",
+    }
+    blocks = {k.split(".")[1] for k in t if k.startswith("transformer_blocks.")}
+    singles = {k.split(".")[1] for k in t if k.startswith("single_transformer_blocks.")}
+    for i in blocks:
+        d, b = f"double_blocks.{i}.", f"transformer_blocks.{i}."
+        renames |= {d + "img_mod.lin": b + "norm1.linear", d + "txt_mod.lin": b + "norm1_context.linear"}
+        renames |= {d + "img_attn.proj": b + "attn.to_out.0", d + "txt_attn.proj": b + "attn.to_add_out"}
+        renames |= {d + "img_mlp.0": b + "ff.net.0.proj", d + "img_mlp.2": b + "ff.net.2"}
+        renames |= {d + "txt_mlp.0": b + "ff_context.net.0.proj", d + "txt_mlp.2": b + "ff_context.net.2"}
+        for p in ("weight", "bias"):
+            out[f"{d}img_attn.qkv.{p}"] = torch.cat([t[f"{b}attn.to_{x}.{p}"] for x in "qkv"])
+            out[f"{d}txt_attn.qkv.{p}"] = torch.cat([t[f"{b}attn.add_{x}_proj.{p}"] for x in "qkv"])
+        out[d + "img_attn.norm.query_norm.scale"] = t[b + "attn.norm_q.weight"]
+        out[d + "img_attn.norm.key_norm.scale"] = t[b + "attn.norm_k.weight"]
+        out[d + "txt_attn.norm.query_norm.scale"] = t[b + "attn.norm_added_q.weight"]
+        out[d + "txt_attn.norm.key_norm.scale"] = t[b + "attn.norm_added_k.weight"]
+    for i in singles:
+        s, b = f"single_blocks.{i}.", f"single_transformer_blocks.{i}."
+        renames |= {s + "linear2": b + "proj_out", s + "modulation.lin": b + "norm.linear"}
+        for p in ("weight", "bias"):
+            parts = [t[f"{b}attn.to_{x}.{p}"] for x in "qkv"] + [t[f"{b}proj_mlp.{p}"]]
+            out[f"{s}linear1.{p}"] = torch.cat(parts)
+        out[s + "norm.query_norm.scale"] = t[b + "attn.norm_q.weight"]
+        out[s + "norm.key_norm.scale"] = t[b + "attn.norm_k.weight"]
+    for official, diffusers in renames.items():
+        for p in ("weight", "bias"):
+            out[f"{official}.{p}"] = t[f"{diffusers}.{p}"]
+    for p in ("weight", "bias"):
+        scale, shift = t[f"norm_out.linear.{p}"].chunk(2)
+        out[f"final_layer.adaLN_modulation.1.{p}"] = torch.cat([shift, scale])
+    return out
+
+
+@pytest.fixture(scope="module")
+def qwen_folder(tmp_path_factory):
+    """A tiny Qwen2.5-VL saved like the official ``Qwen2.5-VL-7B-Instruct`` folder."""
+    folder = tmp_path_factory.mktemp("qwen") / "Qwen2.5-VL-7B-Instruct"
+    pipe = tiny_pipeline(seed=3)
+    pipe.text_encoder.save_pretrained(folder)
+    pipe.processor.save_pretrained(folder)
+    return folder
+
+
+def official_tensors(official_keys, v10: bool, seed: int = 0) -> tuple[dict, dict]:
+    shapes = official_keys["dit"](**TINY_DIT) | official_keys["connector"](**TINY_CONNECTOR, v10=v10)
+    return official_keys["random"](shapes, seed), official_keys["random"](
+        official_keys["vae"](**TINY_VAE), seed + 1
+    )
+
+
+def write_official_folder(folder, dit: dict, vae: dict, qwen_folder, dit_name: str):
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(dit, str(folder / dit_name))
+    save_file(vae, str(folder / "vae.safetensors"))
+    (folder / "Qwen2.5-VL-7B-Instruct").symlink_to(qwen_folder, target_is_directory=True)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("version", "dit_name"),
+    [("v1.0", "step1x-edit-i1258.safetensors"), ("v1.1", "step1x-edit-v1p1-official.safetensors")],
+)
+def test_official_folder_loads_exactly_the_checkpoint_values(
+    official_keys, qwen_folder, tmp_path, version, dit_name
+):
+    dit, vae = official_tensors(official_keys, v10=version == "v1.0")
+    folder = write_official_folder(tmp_path / "official", dit, vae, qwen_folder, dit_name)
+
+    pipe = Step1XEditPipeline.from_pretrained(str(folder), device="cpu")
+
+    assert pipe.config.version == version and pipe.name == f"step1x-edit-{version}"
+    assert pipe.transformer.config.axes_dims_rope == (4, 6, 6) and pipe.connector.config.num_heads == 4
+    rebuilt = official_from_diffusers(pipe.transformer.state_dict(), pipe.connector.state_dict())
+    assert rebuilt.keys() == dit.keys()
+    assert all(torch.equal(rebuilt[k], dit[k]) for k in dit)
+    loaded_vae = pipe.vae.state_dict()
+    assert pipe.vae.dtype == torch.float32 and pipe.vae.config.block_out_channels == [32, 32, 32, 32]
+    assert torch.equal(loaded_vae["encoder.conv_in.weight"], vae["encoder.conv_in.weight"])
+    # 1x1-conv attention becomes linear; BFL's up.3 is diffusers' first up block.
+    assert torch.equal(
+        loaded_vae["decoder.mid_block.attentions.0.to_q.weight"],
+        vae["decoder.mid.attn_1.q.weight"][:, :, 0, 0],
+    )
+    assert torch.equal(
+        loaded_vae["decoder.up_blocks.0.resnets.1.conv2.bias"], vae["decoder.up.3.block.1.conv2.bias"]
+    )
+    qwen = tiny_pipeline(seed=3).text_encoder.state_dict()
+    assert all(torch.equal(v, qwen[k]) for k, v in pipe.text_encoder.state_dict().items())
+
+
+def test_official_folder_in_bf16_casts_dit_and_keeps_vae_fp32(official_keys, qwen_folder, tmp_path):
+    dit, vae = official_tensors(official_keys, v10=False)
+    folder = write_official_folder(
+        tmp_path / "m", dit, vae, qwen_folder, "step1x-edit-v1p1-official.safetensors"
+    )
+    pipe = load_pipeline(folder, torch_dtype=torch.bfloat16, device="cpu")
+    assert pipe.transformer.dtype == torch.bfloat16 and pipe.connector.dtype == torch.bfloat16
+    assert pipe.vae.dtype == torch.float32
+    assert torch.equal(pipe.transformer.x_embedder.weight, dit["img_in.weight"].to(torch.bfloat16))
+
+
+def test_mismatched_official_checkpoint_lists_every_problem_and_loads_nothing(
+    official_keys, qwen_folder, tmp_path
+):
+    dit, vae = official_tensors(official_keys, v10=False)
+    del dit["double_blocks.1.txt_mlp.2.bias"]
+    dit["single_blocks.1.linear2.weight"] = torch.zeros(HIDDEN, 7)
+    dit["connector.S.extra.weight"] = torch.zeros(2)
+    folder = write_official_folder(
+        tmp_path / "m", dit, vae, qwen_folder, "step1x-edit-v1p1-official.safetensors"
+    )
+    with pytest.raises(CheckpointMismatchError) as caught:
+        load_pipeline(folder, device="cpu")
+    report = caught.value.report
+    assert report.missing == ["double_blocks.1.txt_mlp.2.bias"]
+    assert report.unexpected == ["connector.S.extra.weight"]
+    assert len(report.mis_shaped) == 1 and report.mis_shaped[0].startswith("single_blocks.1.linear2.weight")
+    message = str(caught.value)
+    assert "double_blocks.1.txt_mlp.2.bias" in message and "connector.S.extra.weight" in message
+
+
+@pytest.mark.parametrize("version", ["v1.0", "v1.1"])
+def test_save_pretrained_then_from_pretrained_round_trip(tmp_path, version):
+    pipe = tiny_pipeline(seed=5, version=version)
+    pipe.save_pretrained(tmp_path / "saved")
+    loaded = Step1XEditPipeline.from_pretrained(str(tmp_path / "saved"), device="cpu")
+    for name in ("transformer", "connector", "vae", "text_encoder"):
+        expected, got = getattr(pipe, name).state_dict(), getattr(loaded, name).state_dict()
+        assert expected.keys() == got.keys(), name
+        assert all(torch.equal(expected[k], got[k]) for k in expected), name
+    settings = {k: v for k, v in pipe.config.items() if not k.startswith("_")}
+    assert {k: v for k, v in loaded.config.items() if not k.startswith("_")} == settings
+    assert loaded.processor.chat_template == pipe.processor.chat_template
+    assert loaded.processor.image_processor.to_dict() == pipe.processor.image_processor.to_dict()
+    assert (
+        loaded.processor.tokenizer("“quoted” text!")["input_ids"]
+        == pipe.processor.tokenizer("“quoted” text!")["input_ids"]
+    )
+
+
+def test_diffusers_folder_with_a_damaged_transformer_is_refused(tmp_path):
+    pipe = tiny_pipeline(seed=6)
+    pipe.save_pretrained(tmp_path / "saved")
+    shard = tmp_path / "saved" / "transformer" / "diffusion_pytorch_model.safetensors"
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(shard))
+    tensors.pop("proj_out.bias")
+    save_file(tensors, str(shard))
+    with pytest.raises(CheckpointMismatchError, match="proj_out.bias"):
+        load_pipeline(tmp_path / "saved", device="cpu")
+
+
+def test_pickle_weights_are_refused_with_a_clear_message(tmp_path):
+    pipe = tiny_pipeline(seed=7)
+    pipe.save_pretrained(tmp_path / "saved")
+    transformer = tmp_path / "saved" / "transformer"
+    (transformer / "diffusion_pytorch_model.safetensors").rename(transformer / "diffusion_pytorch_model.bin")
+    with pytest.raises(CheckpointFormatError, match="pickle formats are refused"):
+        load_pipeline(tmp_path / "saved", device="cpu")
+    with pytest.raises(CheckpointFormatError, match="only .safetensors files are accepted"):
+        load_pipeline(transformer / "diffusion_pytorch_model.bin", device="cpu")
+
+
+def test_hub_id_offline_gives_a_clear_error(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ModelNotAvailableError, match="HF_HUB_OFFLINE=1 or no network") as caught:
+        Step1XEditPipeline.from_pretrained("stepfun-ai/Step1X-Edit-v1p1-diffusers")
+    assert "stepfun-ai/Step1X-Edit-v1p1-diffusers" in str(caught.value)
+
+
+def test_unknown_local_path_is_not_mistaken_for_a_hub_id(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such model folder"):
+        load_pipeline(tmp_path / "does" / "not" / "exist")
+    with pytest.raises(CheckpointFormatError, match="not a Step1X-Edit model folder"):
+        load_pipeline(tmp_path)
+
+
+def test_load_editor_without_a_model_is_a_labelled_tiny_random_pipeline(monkeypatch, tmp_path):
+    import model.loading
+
+    monkeypatch.setattr(model.loading, "DEFAULT_MODEL_DIR", tmp_path / "absent")
+    editor = load_editor(device="cpu")
+    assert editor.name == "tiny-random (untrained)"
+
+
+def kohya_file(path, modules: dict[str, tuple[int, int]], rank: int, alpha: float, seed: int = 0) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for module, (out_features, in_features) in modules.items():
+        tensors[f"{module}.lora_down.weight"] = torch.randn(rank, in_features, generator=generator)
+        tensors[f"{module}.lora_up.weight"] = torch.randn(out_features, rank, generator=generator)
+        tensors[f"{module}.alpha"] = torch.tensor(alpha)
+    save_file(tensors, str(path))
+    return tensors
+
+
+def test_kohya_lora_merges_w_plus_up_down_alpha_over_rank(official_keys, qwen_folder, tmp_path):
+    dit, vae = official_tensors(official_keys, v10=False)
+    folder = write_official_folder(
+        tmp_path / "m", dit, vae, qwen_folder, "step1x-edit-v1p1-official.safetensors"
+    )
+    pipe = load_pipeline(folder, device="cpu")
+    mlp = 4 * HIDDEN
+    targets = {
+        "lora_unet_double_blocks_1_img_attn_qkv": (3 * HIDDEN, HIDDEN),
+        "lora_unet_double_blocks_0_txt_mod_lin": (6 * HIDDEN, HIDDEN),
+        "lora_unet_single_blocks_1_linear1": (3 * HIDDEN + mlp, HIDDEN),
+        "lora_unet_single_blocks_0_linear2": (HIDDEN, HIDDEN + mlp),
+    }
+    rank, alpha = 4, 2.0
+    lora = kohya_file(tmp_path / "lora.safetensors", targets, rank, alpha)
+    assert merge_kohya_lora(pipe.transformer, tmp_path / "lora.safetensors") == len(targets)
+    merged = official_from_diffusers(pipe.transformer.state_dict(), pipe.connector.state_dict())
+    for key in dit:
+        module = "lora_unet_" + key.removesuffix(".weight").replace(".", "_")
+        expected = dit[key]
+        if module in targets:
+            expected = (
+                dit[key]
+                + lora[f"{module}.lora_up.weight"] @ lora[f"{module}.lora_down.weight"] * alpha / rank
+            )
+        torch.testing.assert_close(merged[key], expected, rtol=0, atol=1e-5, msg=key)
+
+
+def test_kohya_lora_with_foreign_modules_leaves_the_model_untouched(tmp_path):
+    pipe = tiny_pipeline(seed=8)
+    before = {k: v.clone() for k, v in pipe.transformer.state_dict().items()}
+    kohya_file(tmp_path / "te.safetensors", {"lora_te1_text_model_encoder_layers_0_mlp_fc1": (4, 4)}, 2, 2.0)
+    with pytest.raises(LoraFormatError, match="lora_te1_text_model_encoder_layers_0_mlp_fc1"):
+        merge_kohya_lora(pipe.transformer, tmp_path / "te.safetensors")
+    kohya_file(tmp_path / "wide.safetensors", {"lora_unet_double_blocks_0_img_attn_proj": (999, 32)}, 2, 2.0)
+    with pytest.raises(LoraFormatError, match="LoRA delta"):
+        merge_kohya_lora(pipe.transformer, tmp_path / "wide.safetensors")
+    assert all(torch.equal(v, before[k]) for k, v in pipe.transformer.state_dict().items())
