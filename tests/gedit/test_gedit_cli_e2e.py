@@ -25,6 +25,9 @@ def test_bench_cli_chain(tmp_path, tiny_judge_dir, capsys):
     outputs = sorted(p.relative_to(results).as_posix() for p in results.rglob("*.png"))
     assert len(outputs) == 2 * 2 * 2  # 2 models x 2 task types x EN/CN
     assert outputs[0].startswith("tiny-a/fullset/color_alter/cn/")
+    run_manifest = json.loads((results / "tiny-b" / "run_manifest.json").read_text())
+    assert run_manifest["bench"].startswith(f"{bench}@sha256:") and run_manifest["settings"]["seed"] == 1
+    assert run_manifest["model_config"]["version"] == "v1.1" and run_manifest["generated"] == 4
 
     for name in ("tiny-a", "tiny-b"):
         judge = ["bench", "judge", *common, "--results", str(results), "--model-name", name]

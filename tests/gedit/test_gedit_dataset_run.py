@@ -8,7 +8,13 @@ import pytest
 
 from workbench.gedit import TASK_TYPES
 from workbench.gedit.cli import main
-from workbench.gedit.dataset import BenchLoadError, filter_samples, load_bench
+from workbench.gedit.dataset import (
+    BenchLoadError,
+    bench_revision,
+    filter_samples,
+    load_bench,
+    write_synthetic_bench,
+)
 from workbench.gedit.run import RunSettings, output_path, run_bench, sample_seed, shard
 
 
@@ -51,6 +57,20 @@ def test_arrow_files_as_datasets_writes_them(tmp_path, bench_file, bench, writer
     with pa.OSFile(str(path), "wb") as sink, getattr(pa.ipc, writer)(sink, table.schema) as out:
         out.write_table(table)
     assert [s.uid for s in load_bench(path)] == [s.uid for s in bench]
+
+
+def test_bench_revision_tracks_content(tmp_path, bench_file):
+    copy = tmp_path / "snapshots" / ("ab" * 20) / "data" / "train.parquet"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(bench_file.read_bytes())
+    assert bench_revision(copy.parent.parent) == "ab" * 20  # a Hub cache snapshot names its commit
+    other = tmp_path / "plain" / "train.parquet"
+    other.parent.mkdir()
+    other.write_bytes(bench_file.read_bytes())
+    first = bench_revision(other.parent)
+    assert first.startswith("sha256:") and first == bench_revision(other.parent)
+    write_synthetic_bench(other, per_type=1, seed=5)
+    assert bench_revision(other.parent) != first
 
 
 def test_bad_sources_fail_clearly(tmp_path, bench_file):

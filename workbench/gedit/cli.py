@@ -111,14 +111,19 @@ def _add_workbench_args(p: argparse.ArgumentParser) -> None:
 def _load_filtered(args: argparse.Namespace):
     from workbench.gedit.dataset import filter_samples, load_bench
 
-    samples = load_bench(args.bench)
     return filter_samples(
-        samples,
+        load_bench(args.bench),
         languages=args.language,
         task_types=args.task_type,
         keys=args.key,
         intersection_only=args.intersection,
     )
+
+
+def _bench_label(source: str) -> str:
+    from workbench.gedit.dataset import bench_revision
+
+    return f"{source}@{bench_revision(source)}"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -143,7 +148,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings=settings,
         rank=rank,
         world_size=world,
-        bench_source=args.bench,
+        bench_source=_bench_label(args.bench),
     )
     print(json.dumps(summary, indent=2))
     return 0
@@ -171,6 +176,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         cache=cache,
         judge_name=args.judge_name,
         max_attempts=args.max_attempts,
+        bench_source=_bench_label(args.bench),
     )
     print(json.dumps(summary, indent=2))
     return 0

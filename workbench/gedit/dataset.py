@@ -13,6 +13,7 @@ import io
 import json
 import os
 import random
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,30 @@ class BenchSample:
 
 def load_bench(source: str | os.PathLike = HUB_DATASET_ID) -> list[BenchSample]:
     """Load the bench from a parquet/arrow file, a folder of them (an HF snapshot), or a Hub dataset id."""
+    files = _resolve(source)
+    samples: list[BenchSample] = []
+    for file in files:
+        samples.extend(_rows_to_samples(_read_table(file), file))
+    _check_unique(samples)
+    return samples
+
+
+def bench_revision(source: str | os.PathLike = HUB_DATASET_ID) -> str:
+    """Provenance of the bench files: the Hub snapshot's commit, else a digest of the data files' bytes."""
+    files = _resolve(source)
+    for part in files[0].resolve().parts:
+        if re.fullmatch(r"[0-9a-f]{40}", part):
+            return part
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode())
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def _resolve(source: str | os.PathLike) -> list[Path]:
     path = Path(source)
     if path.exists():
         files = _data_files(path)
@@ -73,11 +98,7 @@ def load_bench(source: str | os.PathLike = HUB_DATASET_ID) -> list[BenchSample]:
         raise BenchLoadError(f"bench source {str(source)!r} is neither an existing path nor a Hub dataset id")
     if not files:
         raise BenchLoadError(f"no .parquet or .arrow files found under {path}")
-    samples: list[BenchSample] = []
-    for file in files:
-        samples.extend(_rows_to_samples(_read_table(file), file))
-    _check_unique(samples)
-    return samples
+    return files
 
 
 def filter_samples(

@@ -314,6 +314,7 @@ def judge_run(
     judge_name: str | None = None,
     max_attempts: int = 2,
     progress: bool = True,
+    bench_source: str = "",
 ) -> dict:
     """Judge every sample's output; write ``{scores}/{model}/{judge}/samples.jsonl`` + a manifest.
 
@@ -351,6 +352,7 @@ def judge_run(
     _write_records(out_dir / SCORES_FILE, records)
     manifest = {
         "model": model_name,
+        "bench": bench_source,
         "judge": judge.judge_id,
         "judge_label": label,
         "prompt_version": PROMPT_VERSION,
