@@ -15,7 +15,14 @@ from workbench.gedit.dataset import (
     load_bench,
     write_synthetic_bench,
 )
-from workbench.gedit.run import RunSettings, output_path, run_bench, sample_seed, shard
+from workbench.gedit.run import (
+    RunSettings,
+    distributed_context,
+    output_path,
+    run_bench,
+    sample_seed,
+    shard,
+)
 
 
 def test_synthetic_bench_has_the_hf_schema(bench_file, bench):
@@ -132,6 +139,23 @@ def test_key_split_covers_everything_once(tmp_path, bench, make_editor):
     assert len(list((tmp_path / "tiny-editor").glob("run_manifest.rank*-of-3.json"))) == world
     with pytest.raises(ValueError, match="invalid process split"):
         shard(bench, 3, 3)
+
+
+def test_launcher_environment_picks_the_share():
+    assert distributed_context({}) == (0, 1, None)
+    rank, world, device = distributed_context({"RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1"})
+    assert (rank, world) == (5, 8) and device in ("cuda:1", "cpu")
+
+
+def test_editor_failure_is_recorded_and_the_run_goes_on(tmp_path, bench, make_editor):
+    samples = filter_samples(bench, task_types=["color_alter"])
+    bad = samples[0].instruction  # the editor crashes on this one instruction
+    manifest = run_bench(make_editor(fail_on={bad}), samples, tmp_path, progress=False)
+    failing = [s for s in samples if s.instruction == bad]
+    assert set(manifest["failed"]) == {s.uid for s in failing}
+    assert "RuntimeError: editor crashed" in manifest["failed"][failing[0].uid]
+    assert manifest["generated"] == len(samples) - len(failing)
+    assert not output_path(tmp_path, "tiny-editor", failing[0]).exists()
 
 
 def test_make_bench_cli(tmp_path, capsys):

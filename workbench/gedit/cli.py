@@ -150,8 +150,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         world_size=world,
         bench_source=_bench_label(args.bench),
     )
-    print(json.dumps(summary, indent=2))
-    return 0
+    summary.pop("seeds")  # in the manifest file; too long for the terminal
+    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    return 1 if summary["failed"] else 0
 
 
 def _cmd_judge(args: argparse.Namespace) -> int:

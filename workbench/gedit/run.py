@@ -12,7 +12,8 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,14 +62,20 @@ def shard(samples: Sequence[BenchSample], rank: int, world_size: int) -> list[Be
     return ordered[rank::world_size]
 
 
-def distributed_context() -> tuple[int, int, str | None]:
-    """(rank, world size, device) from accelerate when launched with several processes, else (0, 1, None)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, 1, None
-    from accelerate import PartialState
+def distributed_context(env: Mapping[str, str] | None = None) -> tuple[int, int, str | None]:
+    """(rank, world size, device) from the launcher's environment (``accelerate launch``, ``torchrun``).
 
-    state = PartialState()
-    return state.process_index, state.num_processes, str(state.device)
+    The processes never need to talk to each other (outputs merge by path), so no process group is started:
+    RANK/WORLD_SIZE pick the share and LOCAL_RANK the GPU. Single process: (0, 1, None = default device).
+    """
+    env = os.environ if env is None else env
+    world = int(env.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, None
+    rank, local_rank = int(env.get("RANK", "0")), int(env.get("LOCAL_RANK", env.get("RANK", "0")))
+    import torch
+
+    return rank, world, f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
 
 
 def code_version() -> str:
@@ -103,7 +110,7 @@ def run_bench(
     if hasattr(editor, "set_progress_bar_config"):  # diffusers: one bar over samples, not one per sample
         editor.set_progress_bar_config(disable=True)
     mine = shard(samples, rank, world_size)
-    generated, skipped, seeds = [], [], {}
+    generated, skipped, seeds, failed = [], [], {}, {}
     for sample in tqdm(mine, desc=f"{model_name} [{rank + 1}/{world_size}]", disable=not progress):
         target = output_path(results_dir, model_name, sample)
         seed = sample_seed(settings.seed, sample)
@@ -111,15 +118,21 @@ def run_bench(
         if target.is_file():
             skipped.append(sample.uid)
             continue
-        result = editor(
-            image=sample.source_image(raw=True),
-            prompt=sample.instruction,
-            negative_prompt=settings.negative_prompt,
-            num_inference_steps=settings.num_inference_steps,
-            guidance_scale=settings.guidance_scale,
-            size_level=settings.size_level,
-            seed=seed,
-        )
+        try:
+            result = editor(
+                image=sample.source_image(raw=True),
+                prompt=sample.instruction,
+                negative_prompt=settings.negative_prompt,
+                num_inference_steps=settings.num_inference_steps,
+                guidance_scale=settings.guidance_scale,
+                size_level=settings.size_level,
+                seed=seed,
+            )
+        except Exception as exc:  # noqa: BLE001 - one bad sample must not cost the rest of a long run
+            # No output is written: the judge records it as missing_output (an editor failure).
+            failed[sample.uid] = f"{exc.__class__.__name__}: {exc}"
+            print(f"edit failed for {sample.uid}: {failed[sample.uid]}", file=sys.stderr)
+            continue
         _save_atomically(result.images[0], target)
         generated.append(sample.uid)
     manifest = {
@@ -136,6 +149,7 @@ def run_bench(
         "world_size": world_size,
         "generated": len(generated),
         "skipped_existing": len(skipped),
+        "failed": failed,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     name = "run_manifest.json" if world_size == 1 else f"run_manifest.rank{rank}-of-{world_size}.json"
