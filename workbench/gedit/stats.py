@@ -347,6 +347,8 @@ def format_table(summary: dict) -> str:
                 for name, values in table.items():
                     cells = "".join(f"{_fmt(values[m]):>8}" for m in METRICS)
                     lines.append(f"{name:<20}{cells}{info['n'][name]:>6}")
+                micro = "".join(f"{_fmt(info['micro_average'][m]):>8}" for m in METRICS)
+                lines.append(f"{'(micro, unofficial)':<20}{micro}")
                 if "ci95" in info:
                     ci = "  ".join(f"{m} [{lo:.3f}, {hi:.3f}]" for m, (lo, hi) in info["ci95"].items())
                     lines.append(f"95% bootstrap CI of the average: {ci}")
