@@ -142,3 +142,27 @@ def test_a_raters_last_vote_on_a_unit_is_the_one_that_counts():
 def test_agreement_needs_items_and_raters():
     with pytest.raises(VotesError, match="item_id"):
         agreement_report(pd.DataFrame([{"model_a": "x", "model_b": "y", "winner": "tie", "rater": "r"}]))
+
+
+def test_score_agreement_on_0_to_10_scores():
+    rows = []
+    for item in range(30):
+        for rater, noise in (("r1", 0), ("r2", 1), ("r3", -1)):
+            row = _vote(item, rater, "p", "q", "tie")
+            row["overall"] = min(10, max(0, item % 11 + noise))
+            row["semantic"] = None
+            rows.append(row)
+    votes = pd.DataFrame(rows)
+    scores = agreement_report(votes)["scores"]
+    assert set(scores) == {"overall"}  # an all-empty column is skipped
+    overall = scores["overall"]
+    assert overall["units"] == 30 and overall["ratings"] == 90
+    grid = votes.pivot(index="rater", columns="item_id", values="overall").astype(float).to_numpy()
+    for level in ("ordinal", "interval"):
+        expected = krippendorff.alpha(
+            reliability_data=grid, level_of_measurement=level, value_domain=range(11)
+        )
+        assert overall[f"krippendorff_alpha_{level}"] == pytest.approx(expected)
+    assert overall["krippendorff_alpha_interval"] > 0.9
+    with pytest.raises(VotesError, match="whole numbers from 0 to 10"):
+        agreement_report(votes.assign(overall=11))

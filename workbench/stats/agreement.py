@@ -16,6 +16,8 @@ from workbench.stats.votes import VotesError, validate_votes
 # Canonical preference labels; ORDINAL_RANK orders them for the ordinal alpha (first < tie/both-bad < second).
 PREFERENCE_LABELS = ("first", "tie", "both_bad", "second")
 ORDINAL_RANK = {"first": 0, "tie": 1, "both_bad": 1, "second": 2}
+SCORE_COLUMNS = ("semantic", "quality", "overall")
+SCORE_SCALE = range(11)  # the optional 0-10 scores of a vote
 
 
 def category_counts(
@@ -107,13 +109,33 @@ def canonical_preferences(votes: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def agreement_report(votes: pd.DataFrame) -> dict[str, float]:
+def score_agreement(prefs: pd.DataFrame, column: str) -> dict[str, float]:
+    """Krippendorff's alpha (ordinal and interval) of one 0-10 score column over (item, pair) units."""
+    scored = prefs.dropna(subset=[column])
+    values = scored[column].astype(float)
+    if ((values < 0) | (values > 10) | (values != values.round())).any():
+        raise VotesError(f"score column {column!r} must hold whole numbers from 0 to 10")
+    scored = scored.assign(**{column: values.astype(int)})
+    counts = category_counts(scored, ["item_id", "pair"], "rater", column, list(SCORE_SCALE))
+    n_i = counts.sum(axis=1)
+    return {
+        "units": int((n_i >= 2).sum()),
+        "ratings": int(n_i[n_i >= 2].sum()),
+        "krippendorff_alpha_ordinal": krippendorff_alpha(counts, "ordinal", list(SCORE_SCALE)),
+        "krippendorff_alpha_interval": krippendorff_alpha(counts, "interval", list(SCORE_SCALE)),
+    }
+
+
+def agreement_report(
+    votes: pd.DataFrame, score_columns: tuple[str, ...] = SCORE_COLUMNS
+) -> dict[str, object]:
     """Inter-rater agreement on preference votes (needs ``item_id`` and ``rater`` columns).
 
     Units are (item, system pair). Returns ``units`` and ``ratings`` (those on units with two or more raters),
     Krippendorff's alpha nominal (4 labels: first, tie, both-bad, second) and ordinal (first < tie = both-bad <
-    second), Fleiss' kappa, raw agreement, and raw agreement without ties (FastChat's ``compute_agreement``
-    "w/o tie": only pairs of two decisive votes).
+    second), Fleiss' kappa, raw agreement, raw agreement without ties (FastChat's ``compute_agreement``
+    "w/o tie": only pairs of two decisive votes), and ``scores``: ordinal and interval alpha of each optional
+    0-10 score column present with values (``semantic``, ``quality``, ``overall`` by default).
     """
     votes = validate_votes(votes)
     missing = [c for c in ("item_id", "rater") if c not in votes.columns]
@@ -122,7 +144,14 @@ def agreement_report(votes: pd.DataFrame) -> dict[str, float]:
     prefs = canonical_preferences(votes.dropna(subset=["item_id", "rater"]))
     units = ["item_id", "pair"]
     counts = category_counts(prefs, units, "rater", "label", list(PREFERENCE_LABELS))
-    ordinal = np.stack([counts[:, 0], counts[:, 1] + counts[:, 2], counts[:, 3]], axis=1)
-    report = agreement_metrics(counts, ordinal)
+    to_rank = np.zeros((len(PREFERENCE_LABELS), max(ORDINAL_RANK.values()) + 1))
+    to_rank[np.arange(len(PREFERENCE_LABELS)), [ORDINAL_RANK[label] for label in PREFERENCE_LABELS]] = 1.0
+    ordinal = counts @ to_rank
+    report: dict[str, object] = agreement_metrics(counts, ordinal)
     report["raw_agreement_no_ties"] = raw_agreement(counts[:, [0, 3]])
+    report["scores"] = {
+        column: score_agreement(prefs, column)
+        for column in score_columns
+        if column in prefs.columns and prefs[column].notna().any()
+    }
     return report
