@@ -7,7 +7,9 @@ failing a read-then-write with "database is locked"; read-only sessions use ``BE
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,43 +82,54 @@ def make_engine(url: str, synchronous: str | None = None) -> Engine:
     return engine
 
 
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    orig = getattr(exc, "orig", None)
+    # SQLite BUSY can still surface when another *process* holds the write lock past busy_timeout.
+    return getattr(orig, "sqlstate", None) in RETRYABLE_PGCODES or "database is locked" in str(orig)
+
+
 @dataclass(frozen=True)
 class Database:
-    """An engine plus the two session factories every caller should use (one transaction per request)."""
+    """An engine plus the two session factories every caller should use (one transaction per request).
+
+    On SQLite, writers inside one process also queue on a lock: SQLite's busy handler polls with sleeps, so under
+    heavy thread contention a writer can starve past busy_timeout; a mutex hands the write lock over in order.
+    """
 
     engine: Engine
     write: sessionmaker
     read: sessionmaker
+    write_lock: threading.Lock | None = None
 
     @classmethod
     def connect(cls, url: str) -> Database:
         engine = make_engine(url)
-        reader = engine.execution_options(sqlite_begin="DEFERRED") if is_sqlite(engine) else engine
+        sqlite = is_sqlite(engine)
+        reader = engine.execution_options(sqlite_begin="DEFERRED") if sqlite else engine
         return cls(
             engine=engine,
             write=sessionmaker(engine, expire_on_commit=False),
             read=sessionmaker(reader, expire_on_commit=False),
+            write_lock=threading.Lock() if sqlite else None,
         )
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def run_write(self, fn: Callable[[Session], T], attempts: int = 6) -> T:
-        """Run ``fn`` in one write transaction, retrying on a lost unique-key race or a PG deadlock.
+    def run_write(self, fn: Callable[[Session], T], attempts: int = 8) -> T:
+        """Run ``fn`` in one write transaction, retrying on a lost unique-key race, a PG deadlock or SQLite BUSY.
 
         ``fn`` must be written check-then-insert so a retry observes what the concurrent winner stored.
         """
         for attempt in range(attempts):
             try:
-                with self.write.begin() as session:
+                with self.write_lock or contextlib.nullcontext(), self.write.begin() as session:
                     return fn(session)
             except (IntegrityError, OperationalError) as exc:
-                retryable = (
-                    isinstance(exc, IntegrityError)
-                    or getattr(exc.orig, "sqlstate", None) in RETRYABLE_PGCODES
-                )
-                if not retryable or attempt == attempts - 1:
+                if not _retryable(exc) or attempt == attempts - 1:
                     raise
                 time.sleep(0.005 * (attempt + 1))
         raise AssertionError("unreachable")

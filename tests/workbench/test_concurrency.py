@@ -13,73 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 
-from db.models import Assignment, Impression, Item, Output, Rater, Study, Vote
+from db.models import Vote
+from workbench.bulk import bulk_impressions
 from workbench.service import Workbench
 
 N_VOTES = 5_000
 N_THREADS = 32
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _prepare_impressions(wb: Workbench, n: int, n_raters: int = N_THREADS) -> list[tuple[int, str]]:
-    """Bulk-create ``n`` open impressions spread over ``n_raters`` raters; returns (impression_id, rater)."""
-    wb.create_study("load", k=n_raters)
-    source = wb.images.put(_png(1))
-    left, right = wb.images.put(_png(2)), wb.images.put(_png(3))
-    handles = [f"r{i:02d}" for i in range(n_raters)]
-    per_item = n_raters
-
-    def write(s):
-        study = s.scalars(select(Study).where(Study.name == "load")).one()
-        ids = [s.scalar(insert(Rater).values(handle=h, role="rater").returning(Rater.id)) for h in handles]
-        out: list[tuple[int, str]] = []
-        for start in range(0, n, per_item):
-            item_id = wb.insert_item(s, study, source, f"edit {start}", {"a": left, "b": right})
-            outs = (
-                s.execute(select(Output.id).where(Output.item_id == item_id).order_by(Output.id))
-                .scalars()
-                .all()
-            )
-            chunk = range(min(per_item, n - start))
-            assignment_ids = s.scalars(
-                insert(Assignment).returning(Assignment.id),
-                [
-                    {"study_id": study.id, "rater_id": ids[j], "item_id": item_id, "status": "open"}
-                    for j in chunk
-                ],
-            ).all()
-            imp_ids = s.scalars(
-                insert(Impression).returning(Impression.id),
-                [
-                    {
-                        "study_id": study.id,
-                        "rater_id": ids[j],
-                        "item_id": item_id,
-                        "assignment_id": a,
-                        "left_output_id": outs[j % 2],
-                        "right_output_id": outs[1 - j % 2],
-                        "status": "open",
-                    }
-                    for j, a in zip(chunk, assignment_ids, strict=True)
-                ],
-            ).all()
-            s.execute(Item.__table__.update().where(Item.id == item_id).values(assigned_count=len(chunk)))
-            out.extend((imp, handles[j]) for j, imp in zip(chunk, imp_ids, strict=True))
-        return out
-
-    return wb.db.run_write(write)
-
-
-def _png(value: int) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (4, 4), (value, 0, 0)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _work_list(pairs: list[tuple[int, str]], worker: int, workers: int) -> list[tuple[int, str, str]]:
@@ -115,7 +57,7 @@ def _count_votes(wb: Workbench) -> tuple[int, int]:
 
 @pytest.mark.slow
 def test_threads_store_each_vote_exactly_once(wb: Workbench) -> None:
-    pairs = _prepare_impressions(wb, N_VOTES)
+    pairs = bulk_impressions(wb, "load", N_VOTES // N_THREADS + 1, raters=N_THREADS)[:N_VOTES]
     results: list[tuple[int, list[str]]] = [None] * N_THREADS  # type: ignore[list-item]
 
     def run(t: int) -> None:
@@ -154,7 +96,7 @@ def _process_main(url: str, data_dir: str, pairs, worker: int, workers: int, thr
 
 @pytest.mark.slow
 def test_processes_store_each_vote_exactly_once(wb: Workbench) -> None:
-    pairs = _prepare_impressions(wb, N_VOTES)
+    pairs = bulk_impressions(wb, "load", N_VOTES // N_THREADS + 1, raters=N_THREADS)[:N_VOTES]
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     workers = 4
@@ -175,6 +117,7 @@ def test_processes_store_each_vote_exactly_once(wb: Workbench) -> None:
 
 WRITER = """
 import sys
+from workbench.bulk import bulk_impressions
 from workbench.service import Workbench
 wb = Workbench(db_url=sys.argv[1], data_dir=sys.argv[2])
 for line in sys.stdin:
@@ -187,7 +130,7 @@ for line in sys.stdin:
 def test_sigkilled_writer_loses_no_acknowledged_vote(tmp_path: Path) -> None:
     wb = Workbench(db_url=f"sqlite:///{tmp_path / 'kill.db'}", data_dir=tmp_path)
     wb.init()
-    pairs = _prepare_impressions(wb, 400, n_raters=4)
+    pairs = bulk_impressions(wb, "kill", 100, raters=4)
     wb.close()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
