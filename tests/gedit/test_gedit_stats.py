@@ -179,6 +179,22 @@ def test_old_layout_reads_the_same_numbers_and_ignores_combined(tmp_path):
     assert len(load_scores(tmp_path / "old")["m"]) == len(rows)
 
 
+def test_export_round_trips_through_the_official_layout(tmp_path, capsys):
+    rows = random_rows(seed=7)
+    write_layout(tmp_path / "orig", "m", "qwen", rows)
+    assert (
+        main(["bench", "export-csv", "--scores", str(tmp_path / "orig"), "--out", str(tmp_path / "exp")]) == 0
+    )
+    assert "m: 11 files" in capsys.readouterr().out
+    ref = official_reference(
+        tmp_path / "exp" / "m" / "qwen", "m", "cn"
+    )  # the exported CSVs, read as upstream does
+    got = summarize_all(load_scores(tmp_path / "exp"))["scores"]["m"]["cn"]
+    for subset in ("fullset", "intersection"):
+        for group, (sc, pq, o) in ref[subset].items():
+            assert [got[subset][group][m] for m in ("SC", "PQ", "O")] == pytest.approx([sc, pq, o], abs=1e-12)
+
+
 def test_string_false_flag_is_not_truthy(tmp_path):
     rows = random_rows(seed=3)
     write_layout(tmp_path, "m", "j", rows)

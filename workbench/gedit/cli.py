@@ -58,6 +58,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.add_argument("--bootstrap", type=int, default=0, help="bootstrap resamples for 95%% CIs (0 = off)")
     stats.set_defaults(handler=_cmd_stats)
 
+    export = sub.add_parser(
+        "export-csv", help="write scores in the official CSV layout (for calculate_statistics.py)"
+    )
+    export.add_argument("--scores", required=True)
+    export.add_argument("--judge", default=None)
+    export.add_argument(
+        "--out", required=True, help="folder for {model}/{judge}/{model}_{task}_all_vie_score.csv"
+    )
+    export.set_defaults(handler=_cmd_export_csv)
+
     compare = sub.add_parser("compare", help="paired comparison of two models on shared samples")
     compare.add_argument("--scores", required=True)
     compare.add_argument("model_a")
@@ -192,6 +202,16 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         print(json.dumps(summary["scores"], indent=2, allow_nan=True))
     else:
         print(format_table(summary))
+    return 0
+
+
+def _cmd_export_csv(args: argparse.Namespace) -> int:
+    from workbench.gedit.stats import export_official_csv, load_scores
+
+    for name, df in load_scores(Path(args.scores), judge=args.judge).items():
+        judge = df["judge"].iloc[0] if len(df) else "judge"
+        paths = export_official_csv(df, Path(args.out), name.split("@")[0], judge)
+        print(f"{name}: {len(paths)} files in {paths[0].parent}")
     return 0
 
 

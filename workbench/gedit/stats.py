@@ -177,6 +177,36 @@ def _dedupe(df: pd.DataFrame, name: str) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def export_official_csv(df: pd.DataFrame, out_root: Path, model: str, judge: str) -> list[Path]:
+    """Write scored rows in the newer official layout, so upstream ``calculate_statistics.py --language all``
+    can be run on this project's scores (unscored rows are left out: the official format has no place for them)."""
+    folder = Path(out_root) / model / judge
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for task_type in TASK_TYPES:
+        rows = df[(df["task_type"] == task_type) & (df["status"] == "ok")]
+        table = pd.DataFrame(
+            {
+                "key": rows["key"],
+                "edited_image": rows["task_type"]
+                + "/"
+                + rows["language"]
+                + "/"
+                + rows["key"].astype(str)
+                + ".png",
+                "instruction": "",
+                "sementics_score": rows["SC"],
+                "quality_score": rows["PQ"],
+                "intersection_exist": rows["intersection"].astype(bool),
+                "instruction_language": rows["language"],
+            }
+        )
+        path = folder / f"{model}_{task_type}_all_vie_score.csv"
+        table.to_csv(path, index=False)
+        written.append(path)
+    return written
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Aggregation
 
