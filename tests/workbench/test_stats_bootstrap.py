@@ -72,6 +72,15 @@ def test_system_missing_from_a_cluster_round_is_nan_not_1000():
     assert np.isfinite(board.loc["rare", ["ci_low", "ci_high"]].astype(float)).all()
 
 
+def test_votes_without_a_cluster_label_are_resampled_as_singletons():
+    votes = simulate_votes(TRUE, 400, votes_per_item=4, seed=8)
+    imported = votes.assign(item_id=np.nan)  # e.g. imported arena battles without an item
+    by_cluster = bootstrap_ratings(imported, rounds=300, cluster="item_id", seed=1)
+    by_vote = bootstrap_ratings(imported, rounds=300, seed=1)
+    assert by_cluster.notna().all().all()
+    assert (_width(by_cluster) / _width(by_vote)).between(0.8, 1.25).all()
+
+
 def test_anchor_and_rank_with_uncertainty():
     votes = simulate_votes({"top": 1400.0, "mid1": 1000.0, "mid2": 1000.0}, 2_000, seed=4)
     boot = bootstrap_ratings(votes, rounds=100, anchor="mid1", anchor_rating=1114)

@@ -36,14 +36,15 @@ def _cluster_rounds(
     unlabelled = codes < 0
     codes[unlabelled] = len(uniques) + np.arange(unlabelled.sum())
     n_clusters = len(uniques) + int(unlabelled.sum())
-    # cells x clusters; float32 is exact for counts below 2^24 and halves the memory traffic.
+    # cells x clusters; float32 sums are exact below 2^24 votes and halve the memory traffic.
+    dtype = np.float32 if len(codes) < 2**24 else np.float64
     cells_by_cluster = sparse.csr_matrix(
-        (np.ones(len(codes), dtype=np.float32), (cells.cell_of_vote, codes)),
+        (np.ones(len(codes), dtype=dtype), (cells.cell_of_vote, codes)),
         shape=(cells.n_cells, n_clusters),
     )
     out = np.empty((rounds, cells.n_cells))
     step = max(1, _DRAW_BATCH_ELEMENTS // n_clusters)
-    draws = np.empty((step, n_clusters), dtype=np.float32)
+    draws = np.empty((step, n_clusters), dtype=dtype)
     for start in range(0, rounds, step):
         size = min(step, rounds - start)
         for k in range(size):
