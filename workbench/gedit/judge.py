@@ -87,7 +87,8 @@ class QwenVLJudge:
                 "online so the Hub id can be downloaded."
             ) from exc
         model.eval()
-        revision = revision or _folder_revision(path_or_id)
+        # Record an exact revision: the resolved Hub commit, else a digest of the local folder.
+        revision = getattr(model.config, "_commit_hash", None) or revision or _folder_revision(path_or_id)
         return cls(model, processor, _judge_name(path_or_id), revision, dtype, max_new_tokens)
 
     def generate(self, images: Sequence[Image.Image], text: str) -> str:
@@ -146,7 +147,7 @@ def _judge_name(path_or_id: str) -> str:
 
 
 def _folder_revision(path_or_id: str) -> str:
-    """A Hub snapshot's commit sha, else a digest of the folder's config and weight-file sizes."""
+    """A Hub snapshot's commit sha, else a digest of the folder's configs/templates and weight-file sizes."""
     path = Path(path_or_id)
     if not path.exists():
         return "main"
@@ -156,7 +157,8 @@ def _folder_revision(path_or_id: str) -> str:
     for file in sorted(path.iterdir()):
         if file.is_file():
             digest.update(file.name.encode())
-            digest.update(file.read_bytes() if file.suffix == ".json" else str(file.stat().st_size).encode())
+            small = file.suffix in (".json", ".jinja", ".txt")  # configs and templates: hash the contents
+            digest.update(file.read_bytes() if small else str(file.stat().st_size).encode())
     return "local-" + digest.hexdigest()[:16]
 
 
