@@ -14,6 +14,7 @@ from workbench.stats import (
     average_win_rate,
     battle_count_matrix,
     fit_bradley_terry,
+    fit_bt_matrix,
     leaderboard,
     system_counts,
     win_rate_matrix,
@@ -108,6 +109,15 @@ def test_no_votes_gives_empty_results():
     assert fit_bradley_terry(empty).empty
     assert leaderboard(empty, rounds=10).empty
     assert system_counts(empty).empty
+
+
+def test_one_system_gets_the_initial_rating():
+    # A vote needs two systems, so one system only arises inside the fit (e.g. a filtered group).
+    assert fit_bt_matrix(np.zeros((1, 1))).tolist() == [0.0]
+    assert fit_bt_matrix(np.zeros((3, 1, 1))).shape == (3, 1)
+    assert fit_bt_matrix(np.zeros((0, 0))).shape == (0,)
+    with pytest.raises(ValueError, match="ridge must be > 0"):
+        fit_bt_matrix(np.zeros((2, 2)), ridge=0)
 
 
 def test_single_pair_leaderboard_and_counts():
