@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from workbench.stats import VotesError, agreement_report, fleiss_kappa, krippendorff_alpha, raw_agreement
+from workbench.stats.agreement import unit_bootstrap_interval
 
 # Fleiss (1971) worked example as on Wikipedia: 10 subjects, 14 raters, 5 categories, kappa = 0.210.
 FLEISS_EXAMPLE = np.array(
@@ -166,3 +167,19 @@ def test_score_agreement_on_0_to_10_scores():
     assert overall["krippendorff_alpha_interval"] > 0.9
     with pytest.raises(VotesError, match="whole numbers from 0 to 10"):
         agreement_report(votes.assign(overall=11))
+
+
+def test_alpha_interval_from_resampled_units_brackets_the_estimate_and_shrinks_with_more_units():
+    rng = np.random.default_rng(3)
+
+    def noisy_units(n_units: int) -> np.ndarray:
+        truth = rng.integers(0, 3, n_units)
+        labels = np.where(rng.random((n_units, 3)) < 0.7, truth[:, None], rng.integers(0, 3, (n_units, 3)))
+        return np.stack([(labels == k).sum(axis=1) for k in range(3)], axis=1)
+
+    small, large = noisy_units(40), noisy_units(400)
+    low, high = unit_bootstrap_interval(small, krippendorff_alpha, rounds=300)
+    assert low < krippendorff_alpha(small) < high
+    low_l, high_l = unit_bootstrap_interval(large, krippendorff_alpha, rounds=300)
+    assert high_l - low_l < 0.6 * (high - low)  # width ~ 1/sqrt(units): ~0.32 expected
+    assert all(math.isnan(v) for v in unit_bootstrap_interval(small[:1], krippendorff_alpha, rounds=10))

@@ -7,6 +7,8 @@ label is taken relative to the pair's canonical (sorted) order, so "A wins" show
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import krippendorff
 import numpy as np
 import pandas as pd
@@ -77,17 +79,51 @@ def krippendorff_alpha(counts: np.ndarray, level: str = "nominal", value_domain:
     return float(krippendorff.alpha(value_counts=pairable, value_domain=domain, level_of_measurement=level))
 
 
-def agreement_metrics(counts: np.ndarray, ordinal_counts: np.ndarray | None = None) -> dict[str, float]:
-    """Alpha (nominal, and ordinal when ``ordinal_counts`` are given), Fleiss' kappa, raw agreement, sizes."""
+def unit_bootstrap_interval(
+    counts: np.ndarray,
+    metric: Callable[[np.ndarray], float],
+    rounds: int,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> list[float]:
+    """Percentile interval of ``metric`` over ``rounds`` resamples of the units (rows) with two or more ratings.
+
+    Resampling whole units keeps each unit's ratings together, as the item-clustered bootstrap of the ratings
+    does. [NaN, NaN] when fewer than two such units exist or the metric is undefined in every resample.
+    """
+    pairable = np.asarray(counts, dtype=float)
+    pairable = pairable[pairable.sum(axis=1) >= 2]
+    if len(pairable) < 2 or rounds <= 0:
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    values = np.array(
+        [metric(pairable[rng.integers(0, len(pairable), len(pairable))]) for _ in range(rounds)]
+    )
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return [float("nan"), float("nan")]
+    tail = 100 * (1 - confidence) / 2
+    return [float(v) for v in np.percentile(values, [tail, 100 - tail])]
+
+
+def agreement_metrics(
+    counts: np.ndarray, ordinal_counts: np.ndarray | None = None, rounds: int = 0, seed: int = 0
+) -> dict[str, object]:
+    """Alpha (nominal, and ordinal when ``ordinal_counts`` are given), Fleiss' kappa, raw agreement, sizes;
+    with ``rounds > 0`` also ``krippendorff_alpha_nominal_ci`` (95% unit-bootstrap interval)."""
     counts = np.asarray(counts, dtype=float)
     n_i = counts.sum(axis=1)
-    out = {
+    out: dict[str, object] = {
         "units": int((n_i >= 2).sum()),
         "ratings": int(n_i[n_i >= 2].sum()),
         "krippendorff_alpha_nominal": krippendorff_alpha(counts, "nominal"),
         "fleiss_kappa": fleiss_kappa(counts),
         "raw_agreement": raw_agreement(counts),
     }
+    if rounds > 0:
+        out["krippendorff_alpha_nominal_ci"] = unit_bootstrap_interval(
+            counts, krippendorff_alpha, rounds, seed
+        )
     if ordinal_counts is not None:
         out["krippendorff_alpha_ordinal"] = krippendorff_alpha(ordinal_counts, "ordinal")
     return out
@@ -127,7 +163,7 @@ def score_agreement(prefs: pd.DataFrame, column: str) -> dict[str, float]:
 
 
 def agreement_report(
-    votes: pd.DataFrame, score_columns: tuple[str, ...] = SCORE_COLUMNS
+    votes: pd.DataFrame, score_columns: tuple[str, ...] = SCORE_COLUMNS, rounds: int = 200, seed: int = 0
 ) -> dict[str, object]:
     """Inter-rater agreement on preference votes (needs ``item_id`` and ``rater`` columns).
 
@@ -135,7 +171,8 @@ def agreement_report(
     Krippendorff's alpha nominal (4 labels: first, tie, both-bad, second) and ordinal (first < tie = both-bad <
     second), Fleiss' kappa, raw agreement, raw agreement without ties (FastChat's ``compute_agreement``
     "w/o tie": only pairs of two decisive votes), and ``scores``: ordinal and interval alpha of each optional
-    0-10 score column present with values (``semantic``, ``quality``, ``overall`` by default).
+    0-10 score column present with values (``semantic``, ``quality``, ``overall`` by default), and
+    ``krippendorff_alpha_nominal_ci``: a 95% interval from ``rounds`` resamples of the units (0 skips it).
     """
     votes = validate_votes(votes)
     missing = [c for c in ("item_id", "rater") if c not in votes.columns]
@@ -147,7 +184,7 @@ def agreement_report(
     to_rank = np.zeros((len(PREFERENCE_LABELS), max(ORDINAL_RANK.values()) + 1))
     to_rank[np.arange(len(PREFERENCE_LABELS)), [ORDINAL_RANK[label] for label in PREFERENCE_LABELS]] = 1.0
     ordinal = counts @ to_rank
-    report: dict[str, object] = agreement_metrics(counts, ordinal)
+    report = agreement_metrics(counts, ordinal, rounds=rounds, seed=seed)
     report["raw_agreement_no_ties"] = raw_agreement(counts[:, [0, 3]])
     report["scores"] = {
         column: score_agreement(prefs, column)

@@ -86,10 +86,11 @@ def reason_counts(decisions: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def curation_report(decisions: pd.DataFrame) -> dict[str, object]:
+def curation_report(decisions: pd.DataFrame, rounds: int = 200, seed: int = 0) -> dict[str, object]:
     """Everything the curation screen shows: ``overall``, ``by_category`` and ``by_filter_reason`` acceptance
     tables (the latter two only when those columns exist), cited ``reasons``, and reviewer ``agreement`` on the
-    decision per candidate (Krippendorff's alpha nominal, Fleiss' kappa, raw agreement)."""
+    decision per candidate (Krippendorff's alpha nominal with a 95% interval from ``rounds`` resamples of the
+    candidates, Fleiss' kappa, raw agreement)."""
     decisions = validate_decisions(decisions)
     report: dict[str, object] = {"overall": acceptance_rates(decisions)}
     for column, key in (("category", "by_category"), ("filter_reason", "by_filter_reason")):
@@ -97,5 +98,5 @@ def curation_report(decisions: pd.DataFrame) -> dict[str, object]:
             report[key] = acceptance_rates(decisions, by=column)
     report["reasons"] = reason_counts(decisions)
     counts = category_counts(decisions, ["candidate_id"], "rater", "decision", list(DECISIONS))
-    report["agreement"] = agreement_metrics(counts)
+    report["agreement"] = agreement_metrics(counts, rounds=rounds, seed=seed)
     return report
