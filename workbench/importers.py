@@ -1,0 +1,491 @@
+"""Importers: item manifests, GEdit-Bench result trees, fine-tuning metadata (curation) and arena battle logs.
+
+Every import is all-or-nothing: the whole file is parsed and validated first, images are copied into the
+content-addressed store (harmless if the import later fails: unreferenced files), and all rows are inserted in
+ONE transaction, so an error leaves the database exactly as it was. Errors are ``ImportFailed`` and name the file
+and line (or record). Paths in a manifest are resolved inside the import root only: no ``..``, no absolute paths
+outside it, no symlinks that lead out of it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import ImportedBattle, Item, System
+from workbench.images import ImageStoreError
+from workbench.service import Workbench
+
+BATTLE_WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
+OUTPUT_PREFIX = "output:"
+ITEM_FIELDS = {
+    "source",
+    "source_image",
+    "instruction",
+    "language",
+    "category",
+    "key",
+    "gold",
+    "metadata",
+    "outputs",
+}
+CANDIDATE_FIELDS = {
+    "source", "source_image", "instruction", "target", "target_image", "filter_score", "filter_reason",
+    "category", "language", "key", "metadata",
+}  # fmt: skip
+
+
+class ImportFailed(ValueError):
+    """An import was refused; nothing was written. The message starts with ``file:line:``."""
+
+
+@dataclass(frozen=True)
+class SafeRoot:
+    """Resolves manifest paths inside one folder, refusing ``..``, outside absolute paths and escaping symlinks."""
+
+    root: Path
+
+    def resolve(self, value: object, where: str) -> Path:
+        if not isinstance(value, str) or not value.strip():
+            raise ImportFailed(f"{where}: expected a file path, got {value!r}")
+        raw = Path(value)
+        if ".." in raw.parts:
+            raise ImportFailed(f"{where}: path {value!r} contains '..'; paths must stay inside {self.root}")
+        base = self.root.resolve()
+        path = (raw if raw.is_absolute() else base / raw).resolve()
+        if not path.is_relative_to(base):
+            raise ImportFailed(
+                f"{where}: path {value!r} leads outside the import root {base} (symlink or absolute)"
+            )
+        if not path.is_file():
+            raise ImportFailed(f"{where}: file not found: {value!r} (looked at {path})")
+        return path
+
+
+@dataclass
+class _Row:
+    """One validated manifest row; images still as paths (or bytes), stored only once every row is valid."""
+
+    where: str
+    fields: dict[str, Any]
+    images: dict[str, Path | bytes] = field(default_factory=dict)
+
+
+def _read_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(``file:line``, record) for a JSONL or CSV file; blank JSONL lines are ignored."""
+    if not path.is_file():
+        raise ImportFailed(f"{path}: manifest not found")
+    suffix = path.suffix.lower()
+    with path.open(encoding="utf-8", newline="") as fh:
+        if suffix == ".csv":
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames:
+                raise ImportFailed(f"{path}:1: empty CSV (no header)")
+            for record in reader:
+                if None in record:
+                    raise ImportFailed(f"{path}:{reader.line_num}: more values than header columns")
+                yield f"{path}:{reader.line_num}", {k: v for k, v in record.items() if v not in ("", None)}
+            return
+        if suffix not in (".jsonl", ".ndjson", ".json"):
+            raise ImportFailed(f"{path}: unsupported manifest type {suffix!r} (use .jsonl or .csv)")
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ImportFailed(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
+            if not isinstance(record, dict):
+                raise ImportFailed(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            yield f"{path}:{number}", record
+
+
+def _metadata(value: object, where: str) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ImportFailed(f"{where}: metadata is not valid JSON ({exc.msg})") from exc
+        if isinstance(parsed, dict):
+            return parsed
+    raise ImportFailed(f"{where}: metadata must be a JSON object")
+
+
+def _text(record: Mapping[str, Any], name: str, where: str, required: bool = True) -> str | None:
+    value = record.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ImportFailed(f"{where}: {name!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _check_duplicate_key(rows: Sequence[_Row], where: str, key: str | None) -> None:
+    if key is None:
+        return
+    for row in rows:
+        if row.fields.get("key") == key:
+            raise ImportFailed(f"{where}: duplicate key {key!r} (first at {row.where})")
+
+
+def _item_row(record: dict[str, Any], where: str, root: SafeRoot, systems: set[str] | None) -> _Row:
+    unknown = {k for k in record if k not in ITEM_FIELDS and not k.startswith(OUTPUT_PREFIX)}
+    if unknown:
+        raise ImportFailed(
+            f"{where}: unknown column(s) {sorted(unknown)}; outputs go in 'output:<system>' columns"
+        )
+    outputs = {k[len(OUTPUT_PREFIX) :]: v for k, v in record.items() if k.startswith(OUTPUT_PREFIX)}
+    nested = record.get("outputs") or {}
+    if not isinstance(nested, dict):
+        raise ImportFailed(f"{where}: 'outputs' must be an object {{system: path}}")
+    outputs.update(nested)
+    if len(outputs) < 2:
+        raise ImportFailed(f"{where}: an item needs outputs from at least two systems, got {sorted(outputs)}")
+    if systems is not None and (strangers := sorted(set(outputs) - systems)):
+        raise ImportFailed(f"{where}: unknown system(s) {strangers}; expected only {sorted(systems)}")
+    source = record.get("source", record.get("source_image"))
+    row = _Row(
+        where,
+        {
+            "instruction": _text(record, "instruction", where),
+            "language": _text(record, "language", where, required=False) or "en",
+            "category": _text(record, "category", where, required=False),
+            "key": _text(record, "key", where, required=False),
+            "gold": _text(record, "gold", where, required=False),
+            "metadata": _metadata(record.get("metadata"), where),
+        },
+    )
+    row.images["source"] = root.resolve(source, f"{where}: source")
+    for system, value in outputs.items():
+        if not system:
+            raise ImportFailed(f"{where}: an output column has an empty system name")
+        row.images[OUTPUT_PREFIX + system] = root.resolve(value, f"{where}: output {system!r}")
+    gold = row.fields["gold"]
+    if gold is not None and gold != "both_bad" and gold not in outputs:
+        raise ImportFailed(
+            f"{where}: gold {gold!r} is neither 'both_bad' nor one of the systems {sorted(outputs)}"
+        )
+    return row
+
+
+def _candidate_row(record: dict[str, Any], where: str, root: SafeRoot) -> _Row:
+    unknown = set(record) - CANDIDATE_FIELDS
+    if unknown:
+        raise ImportFailed(
+            f"{where}: unknown column(s) {sorted(unknown)}; allowed: {sorted(CANDIDATE_FIELDS)}"
+        )
+    score = record.get("filter_score")
+    try:
+        score = None if score is None else float(score)
+    except (TypeError, ValueError) as exc:
+        raise ImportFailed(f"{where}: filter_score must be a number, got {score!r}") from exc
+    row = _Row(
+        where,
+        {
+            "instruction": _text(record, "instruction", where),
+            "filter_score": score,
+            "filter_reason": _text(record, "filter_reason", where, required=False),
+            "category": _text(record, "category", where, required=False),
+            "language": _text(record, "language", where, required=False) or "en",
+            "key": _text(record, "key", where, required=False),
+            "metadata": _metadata(record.get("metadata"), where),
+        },
+    )
+    row.images["source"] = root.resolve(record.get("source", record.get("source_image")), f"{where}: source")
+    row.images["target"] = root.resolve(record.get("target", record.get("target_image")), f"{where}: target")
+    return row
+
+
+def _store_images(wb: Workbench, rows: Sequence[_Row]) -> list[dict[str, str]]:
+    hashes = []
+    for row in rows:
+        try:
+            hashes.append({name: wb.images.put(path) for name, path in row.images.items()})
+        except ImageStoreError as exc:
+            raise ImportFailed(f"{row.where}: {exc}") from exc
+    return hashes
+
+
+def _insert_all(wb: Workbench, study: str | int, rows: Sequence[_Row], insert_one) -> int:  # noqa: ANN001
+    """Store the images, then insert every row in one transaction; any error rolls back the whole import."""
+    hashes = _store_images(wb, rows)
+
+    def write(s: Session) -> int:
+        st = wb._study(s, study)
+        for row, row_hashes in zip(rows, hashes, strict=True):
+            try:
+                insert_one(s, st, row, row_hashes)
+            except (ValueError, LookupError) as exc:
+                raise ImportFailed(f"{row.where}: {exc}") from exc
+        return len(rows)
+
+    try:
+        return wb.db.run_write(write)
+    except LookupError as exc:
+        raise ImportFailed(str(exc)) from exc
+
+
+def _insert_item(wb: Workbench):  # noqa: ANN202
+    def insert_one(s: Session, study, row: _Row, hashes: dict[str, str]) -> None:  # noqa: ANN001
+        outputs = {k[len(OUTPUT_PREFIX) :]: v for k, v in hashes.items() if k.startswith(OUTPUT_PREFIX)}
+        f = row.fields
+        wb.insert_item(
+            s, study, hashes["source"], f["instruction"], outputs, f["language"], f["category"], f["metadata"],
+            f["key"], f["gold"],
+        )  # fmt: skip
+
+    return insert_one
+
+
+def import_manifest(
+    wb: Workbench, study: str | int, manifest: str | os.PathLike, root: str | os.PathLike | None = None,
+    systems: Sequence[str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Import a JSONL/CSV manifest into a study (items for preference studies, triplets for curation ones).
+
+    Preference columns: ``source``, ``instruction``, ``language``, ``category``, ``key``, ``gold``, ``metadata``
+    and one ``output:<system>`` column per system (JSONL may instead hold ``outputs: {system: path}``).
+    Curation columns: ``source``, ``instruction``, ``target``, ``filter_score``, ``filter_reason``, ``category``,
+    ``language``, ``key``, ``metadata``. Paths are relative to ``root`` (default: the manifest's folder).
+    ``systems``, when given, is the closed list of allowed system names.
+    """
+    manifest = Path(manifest)
+    safe = SafeRoot(Path(root) if root is not None else manifest.parent)
+    try:
+        kind = wb.study_info(study)["kind"]
+    except LookupError as exc:
+        raise ImportFailed(str(exc)) from exc
+    allowed = set(systems) if systems else None
+    rows: list[_Row] = []
+    for where, record in _read_records(manifest):
+        row = (
+            _item_row(record, where, safe, allowed)
+            if kind == "preference"
+            else _candidate_row(record, where, safe)
+        )
+        _check_duplicate_key(rows, where, row.fields["key"])
+        rows.append(row)
+    if not rows:
+        raise ImportFailed(f"{manifest}: no rows to import")
+    insert_one = _insert_item(wb) if kind == "preference" else _insert_candidate(wb)
+    return {"study": study, "imported": _insert_all(wb, study, rows, insert_one), "kind": kind}
+
+
+def _insert_candidate(wb: Workbench):  # noqa: ANN202
+    def insert_one(s: Session, study, row: _Row, hashes: dict[str, str]) -> None:  # noqa: ANN001
+        f = row.fields
+        wb.insert_candidate(
+            s, study, hashes["source"], f["instruction"], hashes["target"], f["filter_score"], f["filter_reason"],
+            f["category"], f["language"], f["metadata"], f["key"],
+        )  # fmt: skip
+
+    return insert_one
+
+
+def _line_of(text: str, needle: str) -> int:
+    """1-based line where ``needle`` first occurs in ``text`` (for errors inside one big JSON document)."""
+    index = text.find(needle)
+    return text.count("\n", 0, index) + 1 if index >= 0 else 1
+
+
+def import_finetune_metadata(
+    wb: Workbench, study: str | int, metadata_json: str | os.PathLike, root: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """Curation candidates from the official fine-tuning metadata ``{target_path: {"ref_image_path", "caption"}}``.
+
+    Optional per-entry fields: ``filter_score``, ``filter_reason``, ``category``, ``language``. The target path
+    is the candidate's key, so importing the same file twice is refused as a duplicate.
+    """
+    path = Path(metadata_json)
+    if not path.is_file():
+        raise ImportFailed(f"{path}: metadata file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImportFailed(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+    if not isinstance(data, dict) or not data:
+        raise ImportFailed(
+            f"{path}:1: expected a non-empty object {{target_path: {{ref_image_path, caption}}}}"
+        )
+    safe = SafeRoot(Path(root) if root is not None else path.parent)
+    rows = []
+    for target, entry in data.items():
+        where = f"{path}:{_line_of(text, json.dumps(target))}"
+        if not isinstance(entry, dict):
+            raise ImportFailed(f"{where}: entry for {target!r} must be an object")
+        extra = set(entry) - {
+            "ref_image_path",
+            "caption",
+            "filter_score",
+            "filter_reason",
+            "category",
+            "language",
+        }
+        if extra:
+            raise ImportFailed(f"{where}: unknown field(s) {sorted(extra)} for {target!r}")
+        record = {
+            "source": entry.get("ref_image_path"), "target": target, "instruction": entry.get("caption"),
+            "key": target, **{k: entry[k] for k in ("filter_score", "filter_reason", "category", "language") if k in entry},
+        }  # fmt: skip
+        rows.append(_candidate_row(record, where, safe))
+    return {
+        "study": study,
+        "imported": _insert_all(wb, study, rows, _insert_candidate(wb)),
+        "kind": "curation",
+    }
+
+
+def import_gedit_results(
+    wb: Workbench, study: str | int, results_root: str | os.PathLike, bench_source: str | os.PathLike,
+    systems: Sequence[str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Items from ``results/{system}/fullset/{task_type}/{en|cn}/{key}.png`` plus the bench's source images.
+
+    ``bench_source`` is the GEdit-Bench parquet/arrow file or folder (``workbench.gedit.dataset.load_bench``).
+    ``systems`` defaults to every folder under ``results_root``. Samples with outputs from fewer than two systems
+    are left out (counted); samples already in the study (same ``task_type/language/key``) are skipped, so a rerun
+    imports only what is new. The item metadata carries the task type, key and intersection flag.
+    """
+    from workbench.gedit.dataset import BenchLoadError, load_bench
+    from workbench.gedit.judge import find_output
+
+    results = Path(results_root)
+    safe = SafeRoot(results)
+    names = (
+        list(systems) if systems else sorted(p.name for p in results.iterdir() if (p / "fullset").is_dir())
+    )
+    for name in names:
+        if not (results / name / "fullset").is_dir():
+            raise ImportFailed(f"{results}: unknown system {name!r}: no folder {results / name / 'fullset'}")
+    if len(names) < 2:
+        raise ImportFailed(f"{results}: need results from at least two systems, found {names}")
+    try:
+        samples = load_bench(bench_source)
+    except BenchLoadError as exc:
+        raise ImportFailed(f"{bench_source}: {exc}") from exc
+    present = _existing_item_keys(wb, study)
+    rows, too_few = [], 0
+    for sample in samples:
+        if sample.uid in present:
+            continue
+        where = f"{results}: {sample.uid}"
+        found = {name: p for name in names if (p := find_output(results, name, sample)) is not None}
+        if len(found) < 2:
+            too_few += 1
+            continue
+        row = _Row(where, {
+            "instruction": sample.instruction, "language": sample.language, "category": sample.task_type,
+            "key": sample.uid, "gold": None,
+            "metadata": {"gedit": {"task_type": sample.task_type, "key": sample.key, "intersection": sample.intersection}},
+        })  # fmt: skip
+        row.images = {
+            OUTPUT_PREFIX + n: safe.resolve(str(p.relative_to(results)), where) for n, p in found.items()
+        }
+        row.images["source"] = sample.input_image_raw  # bytes: the store accepts them directly
+        rows.append(row)
+    imported = _insert_all(wb, study, rows, _insert_item(wb)) if rows else 0
+    return {"study": study, "imported": imported, "already_present": len(present), "too_few_outputs": too_few}
+
+
+def _existing_item_keys(wb: Workbench, study: str | int) -> set[str]:
+    study_id = wb.study_info(study)["study_id"]
+    with wb.db.read.begin() as s:
+        return set(
+            s.scalars(
+                select(Item.external_key).where(Item.study_id == study_id, Item.external_key.is_not(None))
+            )
+        )
+
+
+def _battle_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Records of a JSON-lines battle log, or of a JSON array (FastChat's ``clean_battle_*.json``)."""
+    if not path.is_file():
+        raise ImportFailed(f"{path}: battle file not found")
+    with path.open(encoding="utf-8") as fh:
+        head = fh.read(1 << 12).lstrip()
+    if head.startswith("["):
+        text = path.read_text(encoding="utf-8")
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ImportFailed(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+        for index, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise ImportFailed(f"{path}: record {index}: expected a JSON object")
+            yield f"{path}: record {index}", record
+        return
+    yield from _read_records(path)
+
+
+def import_battles(
+    wb: Workbench, study: str | int, battles_file: str | os.PathLike, allow_new_systems: bool = False
+) -> dict[str, Any]:
+    """Arena battles (``model_a``, ``model_b``, ``winner`` in FastChat's names; optional ``judge``,
+    ``question_id``, ``language``, ``anony``) as votes of a preference study.
+
+    Model names must already be systems of the study, unless the study has none yet or ``allow_new_systems``.
+    Each battle's key is the sha256 of its canonical JSON: a battle imported twice is refused.
+    """
+    path = Path(battles_file)
+    parsed: list[tuple[str, dict[str, Any], str]] = []
+    seen: dict[str, str] = {}
+    for where, record in _battle_records(path):
+        for name in ("model_a", "model_b"):
+            if not isinstance(record.get(name), str) or not record[name].strip():
+                raise ImportFailed(f"{where}: {name!r} must be a non-empty string, got {record.get(name)!r}")
+        if record["model_a"] == record["model_b"]:
+            raise ImportFailed(f"{where}: model_a and model_b are both {record['model_a']!r}")
+        if record.get("winner") not in BATTLE_WINNERS:
+            raise ImportFailed(f"{where}: winner {record.get('winner')!r} is not one of {BATTLE_WINNERS}")
+        key = hashlib.sha256(json.dumps(record, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        if key in seen:
+            raise ImportFailed(f"{where}: duplicate battle (identical to {seen[key]})")
+        seen[key] = where
+        parsed.append((where, record, key))
+    if not parsed:
+        raise ImportFailed(f"{path}: no battles to import")
+
+    def write(s: Session) -> int:
+        st = wb._study(s, study)
+        if st.kind != "preference":
+            raise ImportFailed(
+                f"{path}: study {st.name!r} is a {st.kind} study; battles need a preference study"
+            )
+        known = dict(s.execute(select(System.name, System.id).where(System.study_id == st.id)).all())
+        open_world = allow_new_systems or not known
+        existing = set(s.scalars(select(ImportedBattle.battle_key).where(ImportedBattle.study_id == st.id)))
+        for where, record, key in parsed:
+            ids = []
+            for name in (record["model_a"], record["model_b"]):
+                if name not in known:
+                    if not open_world:
+                        raise ImportFailed(f"{where}: unknown system {name!r}; the study has {sorted(known)}")
+                    known[name] = wb.system_id(s, st.id, name)
+                ids.append(known[name])
+            if key in existing:
+                raise ImportFailed(f"{where}: this battle was already imported into study {st.name!r}")
+            s.add(ImportedBattle(
+                study_id=st.id, system_a_id=ids[0], system_b_id=ids[1], winner=record["winner"],
+                judge=None if record.get("judge") is None else str(record["judge"]),
+                question_id=None if record.get("question_id") is None else str(record["question_id"]),
+                language=record.get("language") if isinstance(record.get("language"), str) else None,
+                battle_key=key, source=where,
+            ))  # fmt: skip
+        return len(parsed)
+
+    try:
+        return {"study": study, "imported": wb.db.run_write(write)}
+    except LookupError as exc:
+        raise ImportFailed(str(exc)) from exc
