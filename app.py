@@ -47,10 +47,10 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     args = parse_args(argv)
     from model.loading import load_editor
-
     from workbench.service import Workbench
     from workbench.ui import AppSettings, build_demo, launch_kwargs
-    from workbench.ui.demo_study import ensure_demo_studies
+    from workbench.ui.demo_study import ensure_demo_studies, save_examples
+    from workbench.ui.lazy_editor import BackgroundEditor
 
     settings = AppSettings(
         host=args.host, port=args.port, db_url=args.db, model=args.model, data_dir=Path(args.data_dir),
@@ -60,11 +60,24 @@ def main(argv: list[str] | None = None) -> None:
         # Local run without a configured password: a one-off password, printed for the person who started it.
         settings.admin_password = secrets.token_urlsafe(9)
         print(f"Admin/curator password for this run: {settings.admin_password}", flush=True)
-    editor = load_editor(args.model)
     wb = Workbench(db_url=args.db, data_dir=settings.data_dir)
     wb.init()
-    if settings.demo_study:
-        settings.examples = ensure_demo_studies(wb, editor, nano_samples(), settings.data_dir)
+    samples = nano_samples() if settings.demo_study else []
+    settings.examples = save_examples(samples, settings.data_dir)
+
+    def seed_demo(editor) -> None:
+        if samples:
+            ensure_demo_studies(wb, editor, samples, marker=settings.data_dir / ".demo-studies-done")
+            print(
+                f"Demo studies ready after {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True
+            )
+
+    if os.environ.get("SPACES_ZERO_GPU"):
+        # ZeroGPU packs the model's CUDA tensors at the first launch(): load it before launching.
+        editor = load_editor(args.model)
+        seed_demo(editor)
+    else:
+        editor = BackgroundEditor(lambda: load_editor(args.model), after_load=seed_demo)
     demo = build_demo(settings, editor, wb)
     demo.queue(default_concurrency_limit=8, max_size=256)
     print(

@@ -62,12 +62,23 @@ def scene(seed: int, size: int = 64) -> Image.Image:
     return Image.fromarray(blocks).resize((size, size), Image.NEAREST)
 
 
+@pytest.fixture(scope="session")
+def make_scene():
+    return scene
+
+
+@pytest.fixture(scope="session")
+def admin_password() -> str:
+    return ADMIN_PASSWORD
+
+
 @pytest.fixture
 def workbench(tmp_path: Path):
     from workbench.service import Workbench
 
     wb = Workbench(db_url=f"sqlite:///{tmp_path}/wb.db", data_dir=tmp_path / "data")
     wb.init()
+    seed_studies(wb)
     yield wb
     wb.close()
 
@@ -88,7 +99,9 @@ def seed_studies(wb, n_items: int = 3) -> None:
 def settings(tmp_path: Path):
     from workbench.ui import AppSettings
 
-    return AppSettings(data_dir=tmp_path / "data", admin_password=ADMIN_PASSWORD, port=free_port(), demo_study=False)
+    return AppSettings(
+        data_dir=tmp_path / "data", admin_password=ADMIN_PASSWORD, port=free_port(), demo_study=False
+    )
 
 
 @pytest.fixture
@@ -106,7 +119,9 @@ def launched(tmp_path_factory, editor) -> Iterator[SimpleNamespace]:
 
     root = tmp_path_factory.mktemp("app")
     os.environ["GRADIO_TEMP_DIR"] = str(root / "gradio-tmp")
-    settings = AppSettings(data_dir=root / "data", admin_password=ADMIN_PASSWORD, port=free_port(), demo_study=False)
+    settings = AppSettings(
+        data_dir=root / "data", admin_password=ADMIN_PASSWORD, port=free_port(), demo_study=False
+    )
     wb = Workbench(db_url=f"sqlite:///{root}/wb.db", data_dir=settings.data_dir)
     wb.init()
     seed_studies(wb)

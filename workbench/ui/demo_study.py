@@ -6,6 +6,7 @@ module stays independent of the model package. Everything shown is real model ou
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,46 +44,60 @@ def agreement(a: Image.Image, b: Image.Image) -> float:
 
 
 def _edit(editor: Any, sample: DemoSample, setting: dict[str, Any], seed: int) -> Image.Image:
-    out = editor(image=sample.source, prompt=sample.instruction, seed=seed, size_level=512, **setting)
+    # Work at the sample's native size: demo sources are small, and upscaling only costs time.
+    size = max(64, *sample.source.size)
+    out = editor(image=sample.source, prompt=sample.instruction, seed=seed, size_level=size, **setting)
     return out.images[0]
 
 
-def ensure_demo_studies(
-    wb: Any, editor: Any, samples: Iterable[DemoSample], data_dir: Path, n_examples: int = 4
-) -> list[list[str]]:
-    """Create both demo studies unless they exist; returns Edit-tab examples [[image path, instruction], ...]."""
-    examples_dir = Path(data_dir) / "examples"
-    existing = {s["name"] for s in wb.list_studies()}
-    samples = list(samples)
+def save_examples(samples: list[DemoSample], data_dir: Path, n: int = 4) -> list[list[str]]:
+    """Write the first `n` sources as PNG; returns Edit-tab examples [[image path, instruction], ...]."""
     examples = []
-    for i, sample in enumerate(samples[:n_examples]):
-        path = examples_dir / f"example-{i}.png"
+    for i, sample in enumerate(samples[:n]):
+        path = Path(data_dir) / "examples" / f"example-{i}.png"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             sample.source.save(path)
         examples.append([str(path), sample.instruction])
-    if PREFERENCE_STUDY in existing and CURATION_STUDY in existing:
-        return examples
+    return examples
+
+
+def _create(wb: Any, name: str, kind: str, k: int) -> None:
+    if name not in {s["name"] for s in wb.list_studies()}:
+        wb.create_study(name, kind=kind, k=k, guidelines=DEMO_GUIDELINES)
+
+
+def ensure_demo_studies(
+    wb: Any, editor: Any, samples: Iterable[DemoSample], marker: Path | None = None
+) -> int:
+    """Create both demo studies and fill them item by item (raters can start on the first one).
+
+    Items carry keys demo-<i>, so a restart after an interrupted first start adds only what is missing; once
+    `marker` exists (written at the end) nothing is generated again. Returns the number of items added.
+    """
+    if marker is not None and marker.exists():
+        return 0
+    _create(wb, PREFERENCE_STUDY, "preference", k=3)
+    _create(wb, CURATION_STUDY, "curation", k=1)
     name = str(getattr(editor, "name", "model"))
-    outputs = [
-        {f"{name} ({label})": _edit(editor, s, cfg, seed=i) for label, cfg in SETTINGS.items()}
-        for i, s in enumerate(samples)
-    ]
-    if PREFERENCE_STUDY not in existing:
-        wb.create_study(PREFERENCE_STUDY, kind="preference", k=3, guidelines=DEMO_GUIDELINES)
-        for i, (sample, outs) in enumerate(zip(samples, outputs, strict=True)):
+    added = 0
+    for i, sample in enumerate(samples):
+        outs = {f"{name} ({label})": _edit(editor, sample, cfg, seed=i) for label, cfg in SETTINGS.items()}
+        target = outs[f"{name} (full)"]
+        score = None if sample.reference is None else agreement(target, sample.reference)
+        reason = "no reference" if score is None else "pixel agreement with the rendered reference target"
+        with contextlib.suppress(ValueError):  # duplicate key: added by an earlier, interrupted start
             wb.add_item(
                 PREFERENCE_STUDY, sample.source, sample.instruction, language=sample.language,
                 category=sample.category, outputs=outs, key=f"demo-{i}",
             )  # fmt: skip
-    if CURATION_STUDY not in existing:
-        wb.create_study(CURATION_STUDY, kind="curation", k=1, guidelines=DEMO_GUIDELINES)
-        for i, (sample, outs) in enumerate(zip(samples, outputs, strict=True)):
-            target = outs[f"{name} (full)"]
-            score = None if sample.reference is None else agreement(target, sample.reference)
-            reason = "no reference" if score is None else "pixel agreement with the rendered reference target"
+            added += 1
+        with contextlib.suppress(ValueError):
             wb.add_candidate(
                 CURATION_STUDY, sample.source, sample.instruction, target, score, reason,
                 category=sample.category, language=sample.language, key=f"demo-{i}",
             )  # fmt: skip
-    return examples
+    if marker is not None:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{name}\n", encoding="utf-8")
+    return added

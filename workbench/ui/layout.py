@@ -25,7 +25,8 @@ def build_demo(settings: AppSettings, editor: Any, workbench: Any) -> gr.Blocks:
     """Build the app (no model or database work happens here beyond listing studies on page load)."""
     ctx = UIContext(settings=settings, editor=editor, workbench=workbench)
     with gr.Blocks(title="Step1X-Edit Studio", delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(f"## Step1X-Edit Studio &nbsp;<small>model: `{ctx.editor_name}`</small>")
+        # A callable value is evaluated on each page load: the model may still be loading at build time.
+        gr.Markdown(lambda: f"## Step1X-Edit Studio &nbsp;<small>model: `{ctx.editor_name}`</small>")
         with gr.Tabs():
             with gr.Tab("Edit", id="edit"):
                 edit_study = edit.build(ctx)

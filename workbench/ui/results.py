@@ -15,26 +15,35 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from workbench.ui.auth import is_admin  # noqa: E402
 from workbench.ui.context import DB_EVENT, UIContext, require, study_picker, user_errors  # noqa: E402
 
-SECTIONS = ("leaderboard", "per_category", "agreement", "position_bias", "raters", "curation")
+# Tables shown (and exported) from wb.stats(study); the win matrix is drawn as a heatmap and exported too.
+SECTIONS = ("leaderboard", "per_category", "per_language", "agreement", "position_bias", "raters", "curation")
 
 
 def as_frame(obj: Any) -> pd.DataFrame:
-    """A table for any stats section: a DataFrame, a list of rows, a dict of rows, or a dict of scalars."""
+    """One table for a stats section: a list of rows, a dict of scalars, or a dict of such (grouped by key)."""
     if obj is None:
         return pd.DataFrame()
-    if isinstance(obj, pd.DataFrame):
-        return obj.reset_index() if obj.index.name else obj
     if isinstance(obj, list):
         return pd.DataFrame(obj)
-    if isinstance(obj, dict):
-        if obj and all(isinstance(v, list) and all(isinstance(r, dict) for r in v) for v in obj.values()):
-            return pd.concat([pd.DataFrame(v).assign(group=k) for k, v in obj.items()], ignore_index=True)
-        if all(not isinstance(v, dict | list) for v in obj.values()):
-            return pd.DataFrame({"metric": list(obj), "value": list(obj.values())})
-        return pd.DataFrame.from_dict(obj, orient="index").reset_index(names="key")
-    return pd.DataFrame({"value": [obj]})
+    if not isinstance(obj, dict):
+        return pd.DataFrame({"value": [obj]})
+    scalars = {k: v for k, v in obj.items() if not isinstance(v, dict | list)}
+    parts = [pd.DataFrame({"metric": list(scalars), "value": list(scalars.values())})] if scalars else []
+    for key, value in obj.items():
+        if isinstance(value, dict | list):
+            parts.append(as_frame(value).assign(section=key))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def win_matrix_frame(matrix: dict[str, Any] | None) -> pd.DataFrame:
+    """{"systems", "values"} from the stats report as a square DataFrame (row system's win rate vs column)."""
+    if not matrix or not matrix.get("systems"):
+        return pd.DataFrame()
+    systems = matrix["systems"]
+    return pd.DataFrame(matrix["values"], index=systems, columns=systems, dtype=float)
 
 
 def leaderboard_plot(rows: list[dict[str, Any]]) -> plt.Figure:
@@ -55,11 +64,8 @@ def leaderboard_plot(rows: list[dict[str, Any]]) -> plt.Figure:
     return fig
 
 
-def heatmap_plot(matrix: Any) -> plt.Figure:
-    """Row system's win rate against column system (ties excluded or split as the stats module decides)."""
-    df = as_frame(matrix) if not isinstance(matrix, pd.DataFrame) else matrix
-    if "key" in df.columns:
-        df = df.set_index("key")
+def heatmap_plot(df: pd.DataFrame) -> plt.Figure:
+    """Row system's win rate against column system, with the value in each cell."""
     fig, ax = plt.subplots(figsize=(6, 5))
     if df.empty:
         ax.text(0.5, 0.5, "No votes yet", ha="center", va="center")
@@ -85,10 +91,9 @@ def csv_bundle(stats: dict[str, Any], study: str, folder: Path) -> Path:
     path = folder / f"results-{safe}.zip"
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name in (*SECTIONS, "win_matrix"):
-            if name in stats:
-                frame = stats[name] if isinstance(stats[name], pd.DataFrame) else as_frame(stats[name])
-                zf.writestr(f"{name}.csv", frame.to_csv(index=isinstance(stats[name], pd.DataFrame)))
+        for name in SECTIONS:
+            zf.writestr(f"{name}.csv", as_frame(stats.get(name)).to_csv(index=False))
+        zf.writestr("win_matrix.csv", win_matrix_frame(stats.get("win_matrix")).to_csv())
     path.write_bytes(buf.getvalue())
     return path
 
@@ -101,7 +106,7 @@ def render(ctx: UIContext, study: str) -> tuple:
     csv = csv_bundle(stats, study, ctx.settings.export_dir)
     board_fig, heat_fig = (
         leaderboard_plot(stats.get("leaderboard") or []),
-        heatmap_plot(stats.get("win_matrix")),
+        heatmap_plot(win_matrix_frame(stats.get("win_matrix"))),
     )
     plt.close(board_fig)
     plt.close(heat_fig)
@@ -109,8 +114,9 @@ def render(ctx: UIContext, study: str) -> tuple:
 
 
 def build(ctx: UIContext) -> gr.Dropdown:
-    """Create the Results tab; returns its study dropdown."""
+    """Create the Results tab (admins only: system names must stay hidden from raters); returns its picker."""
     with gr.Row():
+        password = gr.Textbox(label="Admin password", type="password", scale=2, elem_id="results-password")
         study = study_picker(ctx, None, label="Study", scale=3, elem_id="results-study")
         refresh = gr.Button("Compute", variant="primary", scale=1, elem_id="results-refresh")
         csv = gr.DownloadButton("Download CSV (zip)", scale=1, elem_id="results-csv")
@@ -121,9 +127,18 @@ def build(ctx: UIContext) -> gr.Dropdown:
     for name in SECTIONS:
         with gr.Accordion(name.replace("_", " ").capitalize(), open=name == "leaderboard"):
             tables.append(gr.Dataframe(label=name, interactive=False, elem_id=f"results-{name}"))
+
+    @user_errors
+    def on_compute(secret, study_name, profile: gr.OAuthProfile | None = None):
+        require(
+            is_admin(ctx, secret, profile),
+            "Results name the systems, so they are for admins: enter the password.",
+        )
+        return render(ctx, study_name)
+
     refresh.click(
-        user_errors(lambda s: render(ctx, s)),
-        [study],
+        on_compute,
+        [password, study],
         [board, heat, *tables, csv],
         api_name="stats",
         **DB_EVENT,

@@ -10,6 +10,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_SIDE = 8192
 MAX_PIXELS = 40_000_000  # ~ 8K x 5K; the editor works at <= 1024 px anyway
+LIMIT = f"the limit is {MAX_SIDE} px per side and {MAX_PIXELS // 1_000_000} megapixels"
 
 
 def read_upload(path: str | Path | None) -> Image.Image:
@@ -27,7 +28,7 @@ def read_upload(path: str | Path | None) -> Image.Image:
     except gr.Error:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise gr.Error(f"This image is too large to edit ({exc}).") from exc
+        raise gr.Error(f"The image is too large to edit: {LIMIT}. Please downscale it first.") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise gr.Error(
             "That file is not a readable image. Please upload a PNG, JPEG or WebP picture."
@@ -40,6 +41,5 @@ def _check_size(width: int, height: int) -> None:
         raise gr.Error(f"The image is only {width}x{height} pixels; it needs at least 16x16.")
     if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
         raise gr.Error(
-            f"The image is {width}x{height} pixels; the limit is {MAX_SIDE} px per side and "
-            f"{MAX_PIXELS // 1_000_000} megapixels. Please downscale it first."
+            f"The image is too large to edit ({width}x{height}): {LIMIT}. Please downscale it first."
         )

@@ -1,0 +1,171 @@
+"""Handler-level tests of the app's tabs against a real Workbench (temporary SQLite) and an editor."""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+
+from workbench.ui import curate, edit, rate
+from workbench.ui.auth import is_admin
+from workbench.ui.rating import PUBLIC_IMPRESSION_KEYS, new_task, public_json
+from workbench.ui.viewer import Pane, compare_viewer_html, file_url
+
+
+def count(wb, table: str) -> int:
+    with wb.db.engine.connect() as conn:
+        return conn.execute(sa.text(f"select count(*) from {table}")).scalar_one()
+
+
+# ---------------------------------------------------------------- viewer
+
+
+def test_viewer_escapes_labels_and_paths(tmp_path):
+    odd = tmp_path / 'a"b<c>.png'
+    html = compare_viewer_html([Pane("<script>x</script>", odd, "source"), Pane("A", odd)])
+    assert "<script>x" not in html and "&lt;script&gt;x" in html
+    assert 'a"b' not in html and "%22" in html and "%3C" in html
+    assert html.count('class="sx-pane"') == 2 and "sx-diff" in html
+
+
+def test_file_url_is_relative_and_quoted(tmp_path):
+    url = file_url(tmp_path / "x y.png")
+    assert url.startswith("gradio_api/file=/") and url.endswith("x%20y.png")
+
+
+# ---------------------------------------------------------------- rate
+
+
+def test_rater_view_never_names_a_system(ctx, workbench):
+    workbench.add_rater("alice")
+    task = rate.next_item(ctx, "pref", "alice")
+    shown = json.dumps(public_json(task)) + rate.viewer_for(task)
+    assert "system-" not in shown
+    assert set(task["public"]) == set(PUBLIC_IMPRESSION_KEYS)
+    for key in ("source_url", "left_url", "right_url"):
+        name = public_json(task)[key].rsplit("/", 1)[1]
+        assert len(name) == len("0" * 64 + ".png") and name.endswith(".png")
+
+
+def test_submit_twice_with_same_key_stores_once(ctx, workbench):
+    workbench.add_rater("bob")
+    task = rate.next_item(ctx, "pref", "bob")
+    nxt, msg = rate.submit_vote(ctx, task, "bob", "A", 7, None, 9, "<script>alert(1)</script>")
+    assert msg == "Saved ✓" and nxt["public"]["impression_id"] != task["public"]["impression_id"]
+    again, msg2 = rate.submit_vote(ctx, task, "bob", "A", 7, None, 9, "<script>alert(1)</script>")
+    assert "duplicate" in msg2
+    assert count(workbench, "votes") == 1
+    assert nxt["public"]["progress"]["done"] == 1
+
+
+def test_vote_needs_choice_and_valid_scores(ctx, workbench):
+    workbench.add_rater("carol")
+    task = rate.next_item(ctx, "pref", "carol")
+    with pytest.raises(gr.Error, match="Pick A, B"):
+        rate.submit_vote(ctx, task, "carol", None, None, None, None, "")
+    with pytest.raises(gr.Error, match="between 0 and 10"):
+        rate.submit_vote(ctx, task, "carol", "B", 11, None, None, "")
+    assert count(workbench, "votes") == 0
+
+
+def test_undo_reshows_the_voted_item(ctx, workbench):
+    workbench.add_rater("dan")
+    first = rate.next_item(ctx, "pref", "dan")
+    rate.submit_vote(ctx, first, "dan", "tie", None, None, None, "")
+    restored = new_task(workbench.undo_vote("pref", "dan"), PUBLIC_IMPRESSION_KEYS, "pref")
+    assert restored["public"]["impression_id"] == first["public"]["impression_id"]
+    assert restored["key"] != first["key"]  # a new display gets a new idempotency key
+
+
+# ---------------------------------------------------------------- curate
+
+
+def test_curation_reject_needs_a_reason_and_stores_once(ctx, workbench):
+    workbench.add_rater("cur1")
+    task = curate.next_candidate(ctx, "cur", "cur1")
+    with pytest.raises(gr.Error, match="reason"):
+        curate.submit_decision(ctx, task, "cur1", "reject", [], "")
+    nxt, msg = curate.submit_decision(ctx, task, "cur1", "reject", ["artifacts"], "seams")
+    assert msg.startswith("Rejected")
+    _, msg2 = curate.submit_decision(ctx, task, "cur1", "reject", ["artifacts"], "seams")
+    assert "duplicate" in msg2 and count(workbench, "decisions") == 1
+    assert (
+        "0.600" in curate.filter_html(nxt)
+        or "0.700" in curate.filter_html(nxt)
+        or "0.500" in curate.filter_html(nxt)
+    )
+
+
+def test_admin_rights(ctx, workbench, admin_password):
+    assert is_admin(ctx, admin_password, None)
+    assert not is_admin(ctx, "wrong", None) and not is_admin(ctx, "", None)
+    ctx.settings.admin_org = "my-lab"
+    member = gr.OAuthProfile({"name": "M", "preferred_username": "m", "profile": "", "picture": "",
+                              "orgs": [{"preferred_username": "my-lab"}]})  # fmt: skip
+    stranger = gr.OAuthProfile(
+        {"name": "S", "preferred_username": "s", "profile": "", "picture": "", "orgs": []}
+    )
+    assert is_admin(ctx, None, member) and not is_admin(ctx, None, stranger)
+    workbench.add_rater("s", role="admin")
+    assert is_admin(ctx, None, stranger)
+
+
+# ---------------------------------------------------------------- edit
+
+
+def test_edit_runs_reports_steps_and_keeps_history(ctx, tmp_path, make_scene):
+    src = tmp_path / "in.png"
+    make_scene(1, 48).save(src)
+    steps_seen = []
+    pair, seed, png, hist = edit.run_edit(
+        ctx,
+        str(src),
+        "make it blue",
+        3,
+        6.0,
+        42,
+        False,
+        256,
+        [],
+        progress=lambda p, **_: steps_seen.append(p),
+    )
+    assert seed == 42 and steps_seen[-1] == (3, 3) and len(hist) == 1
+    assert Image.open(png).format == "PNG" and Image.open(png).size == (48, 48)
+    pair2, seed2, _, hist2 = edit.run_edit(ctx, png, "now red", 2, 6.0, None, True, 256, hist)
+    assert len(hist2) == 2 and hist2[1]["input"] == png
+    hist3, image, slider = edit.undo_turn(hist2)
+    assert len(hist3) == 1 and image == png and slider == pair
+
+
+@pytest.mark.parametrize(
+    ("content", "instruction", "message"),
+    [
+        (b"not an image at all", "x", "not a readable image"),
+        (None, "", "type an instruction"),
+        ("huge", "x", "too large to edit"),
+    ],
+)
+def test_edit_bad_input_gives_clear_message(ctx, tmp_path, content, instruction, message, make_scene):
+    path = tmp_path / "upload.png"
+    if content == "huge":
+        Image.new("1", (30000, 30000)).save(path)
+    elif content is not None:
+        path.write_bytes(content)
+    else:
+        make_scene(0).save(path)
+    with pytest.raises(gr.Error, match=message):
+        edit.run_edit(ctx, str(path), instruction, 2, 6.0, 0, False, 256, [])
+
+
+def test_send_to_study_records_a_candidate(ctx, workbench, tmp_path, make_scene):
+    src = tmp_path / "in.png"
+    make_scene(3).save(src)
+    _, _, _, hist = edit.run_edit(ctx, str(src), "make it green", 2, 6.0, 1, False, 256, [])
+    before = count(workbench, "curation_candidates")
+    assert "Recorded" in edit.send_to_study(ctx, "cur", hist)
+    assert count(workbench, "curation_candidates") == before + 1
+    with pytest.raises(gr.Error):
+        edit.send_to_study(ctx, "cur", [])
