@@ -87,6 +87,15 @@ def test_rater_quality_flags_a_straight_liner_and_only_them():
     assert (table.loc[["r0", "r1", "r2"], "majority_agreement"] > lazy["majority_agreement"]).all()
 
 
+def test_votes_without_an_item_still_count_for_the_rater_but_not_for_agreement():
+    votes = _rater_votes()
+    votes.loc[votes.index[:60], "item_id"] = np.nan  # e.g. imported battles
+    table = rater_quality(votes)
+    assert table["votes"].sum() == len(votes)
+    with_items = rater_quality(votes.dropna(subset=["item_id"]))
+    pd.testing.assert_series_equal(table["majority_agreement"], with_items["majority_agreement"])
+
+
 def test_rater_gold_accuracy_by_hand():
     votes = pd.DataFrame(
         {

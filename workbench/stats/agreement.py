@@ -22,19 +22,31 @@ SCORE_COLUMNS = ("semantic", "quality", "overall")
 SCORE_SCALE = range(11)  # the optional 0-10 scores of a vote
 
 
-def category_counts(
-    frame: pd.DataFrame, unit_cols: list[str], rater_col: str, label_col: str, categories: list[str]
-) -> np.ndarray:
-    """Units x categories counts, one label per (unit, rater): a rater's last label on a unit wins."""
-    last = frame.drop_duplicates(subset=[*unit_cols, rater_col], keep="last")
-    label = pd.Categorical(last[label_col], categories=categories).codes
+def unit_label_counts(
+    frame: pd.DataFrame, unit_cols: list[str], rater_col: str, label_col: str, categories: list
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Keep one label per (unit, rater) -- a rater's last label on a unit wins -- and count them.
+
+    Rows missing a unit key or rater are left out. Returns the kept rows, their unit and label codes, and the
+    units x categories count matrix.
+    """
+    labelled = frame.dropna(subset=[*unit_cols, rater_col])
+    last = labelled.drop_duplicates(subset=[*unit_cols, rater_col], keep="last")
+    label = pd.Categorical(last[label_col], categories=categories).codes.astype(np.int64)
     if (label < 0).any():
         unknown = sorted(set(last[label_col][label < 0].astype(str)))
         raise ValueError(f"labels {unknown} are not among the categories {categories}")
     unit = last.groupby(unit_cols, sort=False).ngroup().to_numpy()
     counts = np.zeros((int(unit.max()) + 1 if len(unit) else 0, len(categories)))
     np.add.at(counts, (unit, label), 1.0)
-    return counts
+    return last, unit, label, counts
+
+
+def category_counts(
+    frame: pd.DataFrame, unit_cols: list[str], rater_col: str, label_col: str, categories: list
+) -> np.ndarray:
+    """Units x categories counts, one label per (unit, rater): a rater's last label on a unit wins."""
+    return unit_label_counts(frame, unit_cols, rater_col, label_col, categories)[3]
 
 
 def fleiss_kappa(counts: np.ndarray) -> float:
@@ -178,7 +190,7 @@ def agreement_report(
     missing = [c for c in ("item_id", "rater") if c not in votes.columns]
     if missing:
         raise VotesError(f"agreement needs column(s) {missing} in the votes table")
-    prefs = canonical_preferences(votes.dropna(subset=["item_id", "rater"]))
+    prefs = canonical_preferences(votes)
     units = ["item_id", "pair"]
     counts = category_counts(prefs, units, "rater", "label", list(PREFERENCE_LABELS))
     to_rank = np.zeros((len(PREFERENCE_LABELS), max(ORDINAL_RANK.values()) + 1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from workbench.stats.agreement import PREFERENCE_LABELS, canonical_preferences
+from workbench.stats.agreement import PREFERENCE_LABELS, canonical_preferences, unit_label_counts
 from workbench.stats.position import screen_choices
 from workbench.stats.votes import VotesError, validate_votes
 
@@ -24,18 +24,17 @@ RATER_COLUMNS = [
 
 def _leave_one_out_agreement(votes: pd.DataFrame) -> pd.Series:
     """Per vote: 1 if it matches the unique majority label of the *other* raters on its (item, pair), 0 if
-    not, NaN when no other rater voted there or their majority is tied."""
+    not, NaN when no other rater voted there, their majority is tied, or the rater later changed this vote."""
     prefs = canonical_preferences(votes)
-    unit = prefs.groupby(["item_id", "pair"], sort=False).ngroup().to_numpy()
-    label = pd.Categorical(prefs["label"], categories=list(PREFERENCE_LABELS)).codes
-    counts = np.zeros((unit.max() + 1, len(PREFERENCE_LABELS)))
-    np.add.at(counts, (unit, label), 1.0)
+    kept, unit, label, counts = unit_label_counts(
+        prefs, ["item_id", "pair"], "rater", "label", list(PREFERENCE_LABELS)
+    )
     others = counts[unit]
     others[np.arange(len(unit)), label] -= 1.0
     top = others.max(axis=1)
     unique_top = (others == top[:, None]).sum(axis=1) == 1
     agrees = (others.argmax(axis=1) == label).astype(float)
-    return pd.Series(np.where((top > 0) & unique_top, agrees, np.nan), index=votes.index)
+    return pd.Series(np.where((top > 0) & unique_top, agrees, np.nan), index=kept.index).reindex(votes.index)
 
 
 def rater_quality(
