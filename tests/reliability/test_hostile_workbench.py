@@ -94,9 +94,10 @@ def test_vote_comment_with_nul_is_refused_on_every_backend(workbench, db_url: st
     workbench.add_item(study, GOOD, "make it brighter", outputs=OUTPUTS)
     imp = _shown(workbench, study)
     before = table_counts(db_url)
-    vote = lambda: workbench.submit_vote(
-        imp["impression_id"], "r1", "A", idempotency_key="k1", comment="a\x00b"
-    )  # noqa: E731
+
+    def vote() -> dict:
+        return workbench.submit_vote(imp["impression_id"], "r1", "A", idempotency_key="k1", comment="a\x00b")
+
     _refused_cleanly(workbench, vote, before, db_url, "NUL in comment")
     assert workbench.submit_vote(
         imp["impression_id"], "r1", "A", idempotency_key="k1", comment="<b>ok</b> 🎩"
