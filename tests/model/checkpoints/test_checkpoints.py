@@ -215,3 +215,35 @@ def test_inspect_kohya_lora_against_full_size_dit(tmp_path, official_keys):
     report = inspect_checkpoint(official_keys["sparse_file"](tmp_path / "bad.safetensors", shapes))
     assert report.unexpected == ["lora_unet_single_blocks_38_linear1.lora_down.weight"]
     assert len(report.mis_shaped) == 1 and "double_blocks.1.txt_mlp.2.weight" in report.mis_shaped[0]
+
+
+def test_inspect_diffusers_layouts_ours_and_the_forks(official_keys, tmp_path):
+    with torch.device("meta"):
+        flux = shapes_of(FluxTransformer2DModel())
+    folder = tmp_path / "transformer"
+    folder.mkdir()
+    names = sorted(flux)
+    official_keys["sparse_file"](
+        folder / "part-1.safetensors", {k: flux[k] for k in names[: len(names) // 2]}
+    )
+    official_keys["sparse_file"](
+        folder / "part-2.safetensors", {k: flux[k] for k in names[len(names) // 2 :]}
+    )
+    report = inspect_checkpoint(folder)  # this project's layout: the DiT alone, in shards
+    assert report.format == "diffusers transformer" and report.version is None and report.compatible
+
+    renames = {
+        "time_text_embed.timestep_embedder.linear_1.": "time_embed.in_layer.",
+        "time_text_embed.timestep_embedder.linear_2.": "time_embed.out_layer.",
+        "time_text_embed.text_embedder.linear_1.": "vec_embed.in_layer.",
+        "time_text_embed.text_embedder.linear_2.": "vec_embed.out_layer.",
+    }
+    shapes = {}  # the fork (Step1XEditTransformer2DModel) renames the two embedders
+    for key, shape in flux.items():
+        for old, new in renames.items():
+            key = key.replace(old, new)
+        shapes[key] = shape
+    shapes |= official_keys["connector"]()  # the fork keeps the connector inside, official names
+    report = inspect_checkpoint(official_keys["sparse_file"](tmp_path / "fork.safetensors", shapes))
+    assert report.format == "diffusers transformer" and report.version == "v1.1"
+    assert report.compatible, report.to_text()
