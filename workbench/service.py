@@ -752,6 +752,12 @@ class Workbench:
 
         return study_stats(self, study, **options)
 
+    def export_accepted(self, study: StudyRef, out_dir: str | Path, rule: str = "majority") -> Path:
+        """Accepted curation triplets as official fine-tuning metadata (``out_dir/metadata.json`` + images/)."""
+        from workbench.export import export_accepted
+
+        return export_accepted(self, study, out_dir, rule=rule)
+
     def _pair_priority(self, study: StudyRef) -> dict[tuple[int, int], float] | None:
         """For "uncertain" studies: overlap of the systems' rating CIs per pair (cached for a minute)."""
         with self.db.read.begin() as s:
