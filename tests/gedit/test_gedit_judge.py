@@ -72,6 +72,7 @@ def test_judge_run_records_cache_and_stats(tmp_path, bench, make_editor):
     run_bench(make_editor(), samples, results, progress=False)
     missing = samples[0]
     output_path(results, "tiny-editor", missing).unlink()  # an editor failure
+    output_path(results, "tiny-editor", samples[1]).write_bytes(b"\x89PNG\r\n truncated")  # a corrupt output
     bad = {s.instruction for s in samples if s.task_type == "style_change" and s.language == "cn"}
     judge = ScriptedJudge(sc_reply=lambda text: "???" if any(b in text for b in bad) else '{"score": [8, 6]}')
     cache = JudgeCache(scores / ".cache")
@@ -79,9 +80,9 @@ def test_judge_run_records_cache_and_stats(tmp_path, bench, make_editor):
 
     n_bad = sum(1 for s in samples if s.instruction in bad)
     assert manifest["counts_this_run"] == {
-        "ok": len(samples) - 1 - n_bad,
+        "ok": len(samples) - 2 - n_bad,
         "judge_failed": n_bad,
-        "missing_output": 1,
+        "missing_output": 2,
     }
     assert manifest["prompt_version"] == PROMPT_VERSION and manifest["judge"] == judge.judge_id
     assert manifest["generation"]["do_sample"] is False
@@ -91,6 +92,8 @@ def test_judge_run_records_cache_and_stats(tmp_path, bench, make_editor):
     failed = [r for r in records if r["status"] == "judge_failed"]
     assert all(r["SC"] is None and r["sc"]["raw"] == ["???", "???"] for r in failed)
     assert all(r["judge"] == judge.judge_id and r["prompt_version"] == PROMPT_VERSION for r in records)
+    corrupt = next(r for r in records if r["key"] == samples[1].key and r["language"] == samples[1].language)
+    assert corrupt["status"] == "missing_output" and "not a readable image" in corrupt["output_error"]
 
     # A rerun costs nothing: every call is a cache hit.
     calls = judge.calls
@@ -101,7 +104,7 @@ def test_judge_run_records_cache_and_stats(tmp_path, bench, make_editor):
     other.judge_id = "scripted@other:fp32"
     judge_run(other, samples[:1], results, "tiny-editor", scores, cache, judge_name="other", progress=False)
     assert other.calls == 0  # samples[0] has no output: nothing to ask
-    judge_run(other, samples[1:2], results, "tiny-editor", scores, cache, judge_name="other", progress=False)
+    judge_run(other, samples[2:3], results, "tiny-editor", scores, cache, judge_name="other", progress=False)
     assert other.calls == 2
 
     table = load_scores(scores, judge="scripted")["tiny-editor"]

@@ -23,6 +23,7 @@ from typing import Protocol
 from PIL import Image
 from tqdm.auto import tqdm
 
+from model.images import ImageInputError, load_image
 from workbench.gedit import safe_name
 from workbench.gedit.dataset import BenchSample
 from workbench.gedit.parse import parse_reply
@@ -339,16 +340,16 @@ def judge_run(
             "prompt_version": PROMPT_VERSION,
         }
         path = find_output(results_dir, model_name, sample)
-        if path is None:
-            record.update(
-                {"status": "missing_output", "SC": None, "PQ": None, "O": None, "edited_image": None}
-            )
+        record["edited_image"] = None if path is None else str(path)
+        try:
+            edited = load_image(path) if path is not None else None
+        except ImageInputError as exc:  # a corrupt output is the editor's failure, like a missing one
+            edited, record["output_error"] = None, str(exc)
+        if edited is None:
+            record.update({"status": "missing_output", "SC": None, "PQ": None, "O": None})
         else:
-            edited = Image.open(path).convert("RGB")
-            record["edited_image"] = str(path)
-            record.update(
-                judge_sample(judge, cache, sample.source_image(), edited, sample.instruction, max_attempts)
-            )
+            source = sample.source_image()
+            record.update(judge_sample(judge, cache, source, edited, sample.instruction, max_attempts))
         counts[record["status"]] += 1
         records[sample.uid] = record
     _write_records(out_dir / SCORES_FILE, records)
