@@ -269,3 +269,45 @@ def test_kohya_lora_with_foreign_modules_leaves_the_model_untouched(tmp_path):
     with pytest.raises(LoraFormatError, match="LoRA delta"):
         merge_kohya_lora(pipe.transformer, tmp_path / "wide.safetensors")
     assert all(torch.equal(v, before[k]) for k, v in pipe.transformer.state_dict().items())
+
+
+def test_diffusers_fork_layout_with_the_connector_inside_the_transformer(tmp_path):
+    import json
+    import shutil
+
+    pipe = tiny_pipeline(seed=9)
+    folder = tmp_path / "Step1X-Edit-v1p1-diffusers"
+    pipe.save_pretrained(folder)
+    shutil.rmtree(folder / "connector")
+    shutil.rmtree(folder / "transformer")
+    (folder / "transformer").mkdir()
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "Step1XEditPipeline"}))
+    config = dict(pipe.transformer.config) | {"_class_name": "Step1XEditTransformer2DModel"}
+    config |= {"vector_in_dim": 48, "connector_in_channels": TINY_TEXT_HIDDEN, "connector_hidden_size": 64}
+    config |= {"connector_heads_num": 4, "connector_depth": 2, "enable_text_token_mapping": False}
+    (folder / "transformer" / "config.json").write_text(json.dumps(config))
+    fork_names = {"time_text_embed.timestep_embedder.linear_1.": "time_embed.in_layer."}
+    fork_names["time_text_embed.text_embedder.linear_2."] = "vec_embed.out_layer."
+    tensors = {}
+    for key, value in pipe.transformer.state_dict().items():
+        for old, new in fork_names.items():
+            key = key.replace(old, new)
+        tensors[key] = value
+    tensors |= {"connector." + k: v for k, v in pipe.connector.state_dict().items()}
+    half = sorted(tensors)[: len(tensors) // 2]  # two shards, as the 24.9 GB original has three
+    save_file({k: tensors[k] for k in half}, str(folder / "transformer" / "model-00001-of-00002.safetensors"))
+    rest = {k: v for k, v in tensors.items() if k not in half}
+    save_file(rest, str(folder / "transformer" / "model-00002-of-00002.safetensors"))
+
+    loaded = load_pipeline(folder, device="cpu")
+    assert (
+        loaded.config.version == "v1.1" and loaded.config.max_length == 640
+    )  # fork index: official defaults
+    for name in ("transformer", "connector"):
+        expected, got = getattr(pipe, name).state_dict(), getattr(loaded, name).state_dict()
+        assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+
+    config["enable_text_token_mapping"] = True
+    (folder / "transformer" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointFormatError, match="v1.2"):
+        load_pipeline(folder, device="cpu")
