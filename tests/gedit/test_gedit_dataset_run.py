@@ -13,6 +13,7 @@ from workbench.gedit.dataset import (
     bench_revision,
     filter_samples,
     load_bench,
+    write_bench,
     write_synthetic_bench,
 )
 from workbench.gedit.run import (
@@ -64,6 +65,11 @@ def test_arrow_files_as_datasets_writes_them(tmp_path, bench_file, bench, writer
     with pa.OSFile(str(path), "wb") as sink, getattr(pa.ipc, writer)(sink, table.schema) as out:
         out.write_table(table)
     assert [s.uid for s in load_bench(path)] == [s.uid for s in bench]
+
+
+def test_subset_round_trips(tmp_path, bench):
+    subset = filter_samples(bench, languages=["cn"], task_types=["ps_human"])
+    assert load_bench(write_bench(subset, tmp_path / "subset.parquet")) == subset
 
 
 def test_bench_revision_tracks_content(tmp_path, bench_file):

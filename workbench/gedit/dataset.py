@@ -36,8 +36,8 @@ REQUIRED_COLUMNS = (
 )
 
 
-class BenchLoadError(RuntimeError):
-    """The bench could not be read (missing files, wrong schema, offline Hub)."""
+class BenchLoadError(ValueError):
+    """The bench source given could not be read (missing files, wrong schema, offline Hub)."""
 
 
 @dataclass(frozen=True)
@@ -269,6 +269,27 @@ def synthetic_rows(per_type: int = 2, seed: int = 0, size: tuple[int, int] = (96
 
 def write_synthetic_bench(path: Path, per_type: int = 2, seed: int = 0) -> Path:
     """Write a mini bench parquet that ``load_bench`` (and ``datasets``) read like the real one."""
+    return _write_rows(synthetic_rows(per_type, seed), path)
+
+
+def write_bench(samples: Sequence[BenchSample], path: Path) -> Path:
+    """Write samples (e.g. a filtered subset) back as a bench parquet in the HF schema."""
+    rows = [
+        {
+            "task_type": s.task_type,
+            "key": s.key,
+            "instruction": s.instruction,
+            "instruction_language": s.language,
+            "input_image": {"bytes": s.input_image, "path": None},
+            "input_image_raw": {"bytes": s.input_image_raw, "path": None},
+            "Intersection_exist": s.intersection,
+        }
+        for s in samples
+    ]
+    return _write_rows(rows, path)
+
+
+def _write_rows(rows: list[dict], path: Path) -> Path:
     image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     schema = pa.schema(
         [
@@ -282,7 +303,7 @@ def write_synthetic_bench(path: Path, per_type: int = 2, seed: int = 0) -> Path:
         ],
         metadata={"huggingface": json.dumps({"info": {"features": _HF_FEATURES}})},
     )
-    table = pa.Table.from_pylist(synthetic_rows(per_type, seed), schema=schema)
+    table = pa.Table.from_pylist(rows, schema=schema)
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path)
     return path

@@ -1,8 +1,8 @@
 """Human ratings vs the VIEScore judge: import a bench run as a preference study, then correlate.
 
-Import: every bench sample for which at least two of the chosen models produced an output becomes one item
-(source = ``input_image_raw``, category = task type, external key = ``task_type/language/key``), so a rerun of
-the import adds only what is new.
+Import (through ``workbench.importers.import_gedit_results``): every bench sample for which at least two of the
+chosen models produced an output becomes one item (source = ``input_image_raw``, category = task type, external
+key = ``task_type/language/key``), so a rerun of the import adds only what is new.
 
 Correlation, on the study's current votes (gold items and imported battles left out):
 - pairwise: the human outcome of each vote (+1 model_a preferred, -1 model_b, 0 tie / both bad) against the
@@ -16,6 +16,7 @@ Correlation, on the study's current votes (gold items and imported battles left 
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,8 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from workbench.gedit.dataset import BenchSample
-from workbench.gedit.judge import find_output
+from workbench.gedit.dataset import BenchSample, write_bench
 from workbench.gedit.stats import METRICS, official_table, select
 
 if TYPE_CHECKING:
@@ -43,41 +43,20 @@ def import_study(
     study_name: str,
     k: int = 3,
 ) -> dict[str, Any]:
-    """Create (or extend) a preference study from ``results/{model}/fullset/...``; returns counts."""
+    """Create (or extend) a preference study from ``results/{model}/fullset/...`` for these samples.
+
+    The items are made by the workbench's GEdit results-tree importer (one transaction, path-safe); the
+    samples (e.g. one language) are handed to it as a bench file of just that subset.
+    """
+    from workbench.importers import import_gedit_results
+
     if len(set(models)) < 2:
         raise ValueError(f"a preference study needs at least two distinct models, got {list(models)}")
-    for model in models:
-        if not (results_dir / model / "fullset").is_dir():
-            raise FileNotFoundError(f"no bench outputs for {model!r} under {results_dir / model / 'fullset'}")
     study_id = _ensure_study(wb, study_name, k)
-    existing = _existing_keys(wb, study_id)
-    counts = {"study_id": study_id, "imported": 0, "already_present": 0, "too_few_outputs": 0}
-    for sample in samples:
-        if sample.uid in existing:
-            counts["already_present"] += 1
-            continue
-        outputs = {m: p for m in models if (p := find_output(results_dir, m, sample)) is not None}
-        if len(outputs) < 2:
-            counts["too_few_outputs"] += 1
-            continue
-        wb.add_item(
-            study_id,
-            source_image=sample.input_image_raw,
-            instruction=sample.instruction,
-            language=sample.language,
-            category=sample.task_type,
-            outputs=outputs,
-            metadata={
-                "gedit": {
-                    "task_type": sample.task_type,
-                    "key": sample.key,
-                    "intersection": sample.intersection,
-                }
-            },
-            key=sample.uid,
-        )
-        counts["imported"] += 1
-    return counts
+    with tempfile.TemporaryDirectory(prefix="gedit-subset-") as tmp:
+        subset = write_bench(samples, Path(tmp) / "subset.parquet")
+        report = import_gedit_results(wb, study_id, results_dir, subset, systems=list(models))
+    return {**report, "study": study_name, "study_id": study_id}
 
 
 def _ensure_study(wb: Workbench, name: str, k: int) -> int:

@@ -46,8 +46,8 @@ class JudgeBackend(Protocol):
     def generate(self, images: Sequence[Image.Image], text: str) -> str: ...
 
 
-class JudgeLoadError(RuntimeError):
-    """The judge model could not be loaded (missing folder, offline Hub)."""
+class JudgeLoadError(ValueError):
+    """The judge given could not be loaded (missing folder, offline Hub); a user error, not a bug."""
 
 
 class QwenVLJudge:
