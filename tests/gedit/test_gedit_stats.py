@@ -195,6 +195,24 @@ def test_export_round_trips_through_the_official_layout(tmp_path, capsys):
             assert [got[subset][group][m] for m in ("SC", "PQ", "O")] == pytest.approx([sc, pq, o], abs=1e-12)
 
 
+def test_per_language_files_of_the_newer_driver(tmp_path):
+    rows = random_rows(seed=8)
+    write_layout(tmp_path / "all", "m", "j", rows)
+    folder = tmp_path / "split" / "m" / "j"
+    folder.mkdir(parents=True)
+    for task_type in TASK_TYPES:
+        for lang in ("en", "cn"):
+            group = [r for r in rows if r["task_type"] == task_type and r["instruction_language"] == lang]
+            write_csv(folder / f"m_{task_type}_{lang}_vie_score.csv", NEW_COLUMNS, group, "m")
+    split = summarize_all(load_scores(tmp_path / "split"))["scores"]
+    assert split == summarize_all(load_scores(tmp_path / "all"))["scores"]
+    # With an "all" file present too, the per-language copies are not double counted.
+    write_layout(tmp_path / "both", "m", "j", rows)
+    for path in folder.iterdir():
+        (tmp_path / "both" / "m" / "j" / path.name).write_bytes(path.read_bytes())
+    assert len(load_scores(tmp_path / "both")["m"]) == len(rows)
+
+
 def test_string_false_flag_is_not_truthy(tmp_path):
     rows = random_rows(seed=3)
     write_layout(tmp_path, "m", "j", rows)
