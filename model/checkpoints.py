@@ -365,9 +365,11 @@ def compare_conversion(
                 unexpected.append(source)
             elif tuple(tensor.shape) != tuple(wanted[key]):
                 via = "" if source == key else f" (as {module} {key})"
+                stored = list(source_shapes.get(source, tensor.shape))
+                # Fused tensors (qkv, linear1) are split first: then say what the part came out as.
+                got = "" if stored == list(tensor.shape) else f" gives {list(tensor.shape)}"
                 mis_shaped.append(
-                    f"{source}{via}: checkpoint {list(source_shapes.get(source, tensor.shape))} "
-                    f"gives {list(tensor.shape)}, model expects {list(wanted[key])}"
+                    f"{source}{via}: checkpoint {stored}{got}, model expects {list(wanted[key])}"
                 )
     for module, wanted in expected.items():
         present = conversion.modules.get(module, {})
