@@ -177,6 +177,13 @@ def test_inspect_vae_and_unsplittable_fused_tensor(official_keys, tmp_path):
         p.startswith("single_blocks.0.linear1.weight: fused linear1 has 9000 rows") for p in report.problems
     )
 
+    shapes["double_blocks.0.img_attn.qkv.weight"] = (9216, 3000)  # splits, but each part is too narrow
+    report = inspect_checkpoint(official_keys["sparse_file"](tmp_path / "y.safetensors", shapes))
+    assert (
+        "double_blocks.0.img_attn.qkv.weight (as transformer transformer_blocks.0.attn.to_k.weight): "
+        "checkpoint [9216, 3000] gives [3072, 3000], model expects [3072, 3072]"
+    ) in report.mis_shaped
+
 
 def test_inspect_flags_a_truncated_file(official_keys, tmp_path):
     path = official_keys["sparse_file"](tmp_path / "cut.safetensors", official_keys["vae"](), dtype="F32")
