@@ -139,11 +139,13 @@ def tiny_text_encoder(tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLForCondit
     return Qwen2_5_VLForConditionalGeneration(config).eval()
 
 
-def tiny_transformer() -> FluxTransformer2DModel:
-    """FLUX DiT shaped like the official one (64-d tokens, no guidance embedding), 1+1 blocks of width 32."""
+def tiny_transformer(in_channels: int = 64, out_channels: int | None = None) -> FluxTransformer2DModel:
+    """FLUX DiT shaped like the official one (64-d tokens, no guidance embedding), 1+1 blocks of width 32.
+    `in_channels`/`out_channels` differ for models that concatenate the reference along channels."""
     return FluxTransformer2DModel(
         patch_size=1,
-        in_channels=64,
+        in_channels=in_channels,
+        out_channels=out_channels,
         num_layers=1,
         num_single_layers=1,
         attention_head_dim=16,

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from diffusers import FluxTransformer2DModel
 
 from model.images import ImageInputError, resize_to_size_level
 from model.pipeline import Step1XEditPipeline
-from model.tiny import flux_scheduler, tiny_pipeline
+from model.tiny import flux_scheduler, tiny_pipeline, tiny_transformer
 
 FAST = dict(num_inference_steps=2, size_level=64)
 
@@ -120,18 +119,7 @@ def test_save_and_reload_diffusers_layout(tiny_pipe, photo, tmp_path) -> None:
 def _pixel_pipeline(base) -> Step1XEditPipeline:
     """The small-model configuration: pixel space, 4x4 patches, reference along channels, ref-residual."""
     token = 3 * 4 * 4
-    transformer = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=2 * token,
-        out_channels=token,
-        num_layers=1,
-        num_single_layers=1,
-        attention_head_dim=16,
-        num_attention_heads=2,
-        joint_attention_dim=64,
-        pooled_projection_dim=48,
-        axes_dims_rope=(4, 6, 6),
-    )
+    transformer = tiny_transformer(in_channels=2 * token, out_channels=token)
     pipe = Step1XEditPipeline(
         text_encoder=base.text_encoder,
         processor=base.processor,

@@ -59,9 +59,7 @@ def test_pipeline_matches_official_loop(
         truncate,
         pipe.config.version,
     )
-    out = pipe(
-        photo,
-        "make the car red",
+    kwargs = dict(
         num_inference_steps=STEPS,
         guidance_scale=guidance,
         size_level=SIZE_LEVEL,
@@ -69,23 +67,14 @@ def test_pipeline_matches_official_loop(
         latents=noise,
         ref_latents=ref_latents,
     )
+    out = pipe(photo, "make the car red", **kwargs)
     assert out.latents.shape == expected.shape
     assert (out.latents - expected).abs().max().item() <= 1e-5
     # Decoding: the official VAE path on the reference latents, truncating to uint8.
     with torch.no_grad():
         decoded = pipe.vae.decode(expected / 0.3611 + 0.1159).sample
     pixels = decoded[0].clamp(-1, 1).mul(0.5).add(0.5).mul(255).byte().permute(1, 2, 0).numpy()
-    working = pipe(
-        photo,
-        "make the car red",
-        num_inference_steps=STEPS,
-        guidance_scale=guidance,
-        size_level=SIZE_LEVEL,
-        timesteps_truncate=truncate,
-        latents=noise,
-        ref_latents=ref_latents,
-        resize_back=False,
-    ).images[0]
+    working = pipe(photo, "make the car red", resize_back=False, **kwargs).images[0]
     assert np.abs(np.asarray(working, dtype=int) - pixels.astype(int)).max() <= 1
 
 
