@@ -114,6 +114,8 @@ def test_judge_run_records_cache_and_stats(tmp_path, bench, make_editor):
     assert summary["scores"]["m"]["en"]["fullset"]["average"] == pytest.approx(
         {"SC": 6.0, "PQ": 7.0, "O": math.sqrt(42)}
     )
+    strict = summarize_all({"m": table}, missing_as_zero=True)["scores"]["m"]
+    assert strict[missing.language]["fullset"][missing.task_type]["SC"] < 6.0  # the missing output counts 0
     # the CN style_change group had only failures: it drops out of the CN average (coverage says so)
     assert "style_change" not in summary["details"]["m"]["cn"]["fullset"]["n"]
     assert cov_cn["task_types_scored"] == 2

@@ -56,6 +56,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.add_argument("--judge", default=None, help="only this judge folder")
     stats.add_argument("--json", action="store_true", help="print the table as JSON")
     stats.add_argument("--bootstrap", type=int, default=0, help="bootstrap resamples for 95%% CIs (0 = off)")
+    stats.add_argument(
+        "--missing-as-zero",
+        action="store_true",
+        help="score missing edited images 0 (stricter than official)",
+    )
     stats.set_defaults(handler=_cmd_stats)
 
     export = sub.add_parser(
@@ -197,7 +202,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     from workbench.gedit.stats import format_table, load_scores, summarize_all
 
     tables = load_scores(Path(args.scores), judge=args.judge)
-    summary = summarize_all(tables, bootstrap=args.bootstrap)
+    summary = summarize_all(tables, bootstrap=args.bootstrap, missing_as_zero=args.missing_as_zero)
     if args.json:
         print(json.dumps(summary["scores"], indent=2, allow_nan=True))
     else:
