@@ -311,3 +311,20 @@ def test_diffusers_fork_layout_with_the_connector_inside_the_transformer(tmp_pat
     (folder / "transformer" / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointFormatError, match="v1.2"):
         load_pipeline(folder, device="cpu")
+
+
+def test_load_editor_default_loads_the_embedded_pixel_space_nano_folder(monkeypatch, tmp_path):
+    import model.loading
+    from model.nano.build import build_nano_pipeline
+
+    nano = build_nano_pipeline(seed=2)
+    nano.save_pretrained(tmp_path / "step1x-edit-nano")  # no vae/ and no scheduler/: pixel space
+    monkeypatch.setattr(model.loading, "DEFAULT_MODEL_DIR", tmp_path / "step1x-edit-nano")
+    editor = load_editor(device="cpu")
+    assert editor.name == nano.name and editor.vae is None and editor.scheduler is None
+    assert {k: v for k, v in editor.config.items() if not k.startswith("_")} == {
+        k: v for k, v in nano.config.items() if not k.startswith("_")
+    }
+    for name in ("transformer", "connector", "text_encoder"):
+        expected, got = getattr(nano, name).state_dict(), getattr(editor, name).state_dict()
+        assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected), name
