@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._machine import machine_line  # noqa: E402
 from db.engine import SYNC_ENV  # noqa: E402
 from workbench.bulk import bulk_impressions  # noqa: E402
 from workbench.service import Workbench  # noqa: E402
@@ -57,12 +58,11 @@ def main() -> int:
             wb.submit_vote(imp, _rater, "A", f"k-{imp}")
             retry.append((time.perf_counter() - start) * 1000)
         wb.close()
+    print(machine_line())
     p50, p95, p99 = np.percentile(timings, [50, 95, 99])
     r95 = np.percentile(retry, 95)
     c50, c95 = np.percentile(cpu, [50, 95])
-    print(
-        f"vote write (SQLite, WAL, synchronous={sync}), {len(timings)} votes, one thread, load avg {os.getloadavg()[0]:.1f}"
-    )
+    print(f"vote write (SQLite, WAL, synchronous={sync}), {len(timings)} votes, one thread")
     print(f"  wall: p50 {p50:.2f} ms  p95 {p95:.2f} ms  p99 {p99:.2f} ms   duplicate-retry p95 {r95:.2f} ms")
     print(
         f"  cpu (this thread): p50 {c50:.2f} ms  p95 {c95:.2f} ms  (wall minus cpu = waiting for a core / the disk)"

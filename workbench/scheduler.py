@@ -12,12 +12,12 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sqlalchemy import exists, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from db.models import Assignment, CurationCandidate, GoldItem, Impression, Item, Output, PairCount, Study
+from db.models import Assignment, CurationCandidate, GoldItem, Impression, Item, Output, PairCount, utcnow
 
 # How many queue-head rows to draw from: enough to randomise each rater's order, small enough to stay O(1).
 CANDIDATE_WINDOW = 48
@@ -25,14 +25,26 @@ CANDIDATE_WINDOW = 48
 PairPriority = Mapping[tuple[int, int], float]
 
 
-def open_impression(s: Session, study_id: int, rater_id: int) -> Impression | None:
+@dataclass(frozen=True)
+class StudyRecord:
+    """The study settings the scheduler needs (studies are not edited after creation, so this is cacheable)."""
+
+    id: int
+    name: str
+    kind: str
+    k: int
+    gold_rate: float
+    pair_mode: str
+
+
+def open_impression(s: Session, study_id: int, rater_id: int) -> int | None:
     """The rater's oldest unanswered impression (re-shown after a restart, a reload or an undo)."""
-    return s.scalars(
-        select(Impression)
+    return s.scalar(
+        select(Impression.id)
         .where(Impression.rater_id == rater_id, Impression.study_id == study_id, Impression.status == "open")
         .order_by(Impression.id)
         .limit(1)
-    ).first()
+    )
 
 
 def _unseen(target_id_column, assignment_column, rater_id: int):  # noqa: ANN001, ANN202 - SQL expressions
@@ -63,7 +75,7 @@ def _claim_from_queue(s: Session, model, conditions, k: int, rng: random.Random)
     return None
 
 
-def claim_item(s: Session, study: Study, rater_id: int, rng: random.Random) -> int | None:
+def claim_item(s: Session, study: StudyRecord, rater_id: int, rng: random.Random) -> int | None:
     """Reserve a regular item for the rater (counts toward k), or None when nothing is left for them."""
     conditions = (
         Item.study_id == study.id,
@@ -73,7 +85,7 @@ def claim_item(s: Session, study: Study, rater_id: int, rng: random.Random) -> i
     return _claim_from_queue(s, Item, conditions, study.k, rng)
 
 
-def claim_gold(s: Session, study: Study, rater_id: int, rng: random.Random) -> int | None:
+def claim_gold(s: Session, study: StudyRecord, rater_id: int, rng: random.Random) -> int | None:
     """A gold item this rater has not seen yet (gold items are shown to every rater; they do not use k)."""
     ids = s.scalars(
         select(Item.id)
@@ -86,7 +98,7 @@ def claim_gold(s: Session, study: Study, rater_id: int, rng: random.Random) -> i
     return rng.choice(ids) if ids else None
 
 
-def claim_candidate(s: Session, study: Study, rater_id: int, rng: random.Random) -> int | None:
+def claim_candidate(s: Session, study: StudyRecord, rater_id: int, rng: random.Random) -> int | None:
     """Reserve a curation candidate for the rater (k reviewers per candidate)."""
     conditions = (
         CurationCandidate.study_id == study.id,
@@ -111,14 +123,14 @@ def choose_pair(
     rng: random.Random,
     must_include: int | None = None,
     priority: PairPriority | None = None,
-) -> tuple[Output, Output]:
-    """Pick two outputs of the item and their sides; returns (left, right) and updates the pair counters."""
-    outputs = {o.system_id: o for o in s.scalars(select(Output).where(Output.item_id == item_id))}
+) -> tuple[int, int]:
+    """Pick two outputs of the item and their sides; returns (left, right) output ids, updating the counters."""
+    outputs = dict(s.execute(select(Output.system_id, Output.id).where(Output.item_id == item_id)).all())
     if len(outputs) < 2:
         raise ValueError(f"item {item_id} has fewer than two outputs; nothing to compare")
     pairs = list(itertools.combinations(sorted(outputs), 2))
     if must_include is not None:
-        pairs = [p for p in pairs if outputs[p[0]].id == must_include or outputs[p[1]].id == must_include]
+        pairs = [p for p in pairs if must_include in (outputs[p[0]], outputs[p[1]])]
     counts = _pair_counts(s, study_id, sorted(outputs))
 
     def rank(pair: tuple[int, int]) -> tuple[float, int, float]:
@@ -130,64 +142,65 @@ def choose_pair(
     shown, lo_left = counts.get((lo, hi), (0, 0))
     lo_on_left = lo_left * 2 < shown or (lo_left * 2 == shown and rng.random() < 0.5)
     _bump_pair(s, study_id, lo, hi, lo_on_left)
-    left, right = (outputs[lo], outputs[hi]) if lo_on_left else (outputs[hi], outputs[lo])
-    return left, right
+    return (outputs[lo], outputs[hi]) if lo_on_left else (outputs[hi], outputs[lo])
 
 
 def _bump_pair(s: Session, study_id: int, lo: int, hi: int, lo_on_left: bool) -> None:
-    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
-    s.execute(
-        dialect.insert(PairCount)
-        .values(study_id=study_id, system_lo=lo, system_hi=hi, shown=0, lo_left=0)
-        .on_conflict_do_nothing()
-    )
-    s.execute(
+    bumped = s.execute(
         update(PairCount)
         .where(PairCount.study_id == study_id, PairCount.system_lo == lo, PairCount.system_hi == hi)
         .values(shown=PairCount.shown + 1, lo_left=PairCount.lo_left + int(lo_on_left))
+    ).rowcount
+    if not bumped:  # first impression of this pair; a concurrent first insert loses and the write is retried
+        s.execute(
+            insert(PairCount).values(
+                study_id=study_id, system_lo=lo, system_hi=hi, shown=1, lo_left=int(lo_on_left)
+            )
+        )
+
+
+def _gold_output(s: Session, item_id: int | None) -> int | None:
+    return (
+        None
+        if item_id is None
+        else s.scalar(select(GoldItem.good_output_id).where(GoldItem.item_id == item_id))
     )
 
 
 def create_impression(
     s: Session,
-    study: Study,
+    study: StudyRecord,
     rater_id: int,
     rng: random.Random,
     priority: PairPriority | None = None,
-) -> Impression | None:
-    """Claim the next item (gold at the study's rate) and log a new impression for it, or None when done."""
-    item_id, gold = None, None
+) -> int | None:
+    """Claim the next item (gold at the study's rate) and log a new impression; its id, or None when done."""
+    item_id, good_output = None, None
     if study.gold_rate > 0 and rng.random() < study.gold_rate:
         item_id = claim_gold(s, study, rater_id, rng)
-        gold = s.get(GoldItem, item_id) if item_id is not None else None
+        good_output = _gold_output(s, item_id)
     if item_id is None:
         item_id = claim_item(s, study, rater_id, rng)
     if item_id is None and study.gold_rate > 0:
         # Regular items are used up: still show the gold items this rater has not had, so every rater is scored.
         item_id = claim_gold(s, study, rater_id, rng)
-        gold = s.get(GoldItem, item_id) if item_id is not None else None
+        good_output = _gold_output(s, item_id)
     if item_id is None:
         return None
-    assignment_id = s.execute(
+    assignment_id = s.scalar(
         insert(Assignment)
-        .values(study_id=study.id, rater_id=rater_id, item_id=item_id, status="open")
+        .values(study_id=study.id, rater_id=rater_id, item_id=item_id, status="open", created_at=utcnow())
         .returning(Assignment.id)
-    ).scalar_one()
-    left, right = choose_pair(
-        s, study.id, item_id, rng, must_include=gold.good_output_id if gold else None, priority=priority
     )
-    impression = Impression(
-        study_id=study.id,
-        rater_id=rater_id,
-        item_id=item_id,
-        assignment_id=assignment_id,
-        left_output_id=left.id,
-        right_output_id=right.id,
-        status="open",
-    )
-    s.add(impression)
-    s.flush()
-    return impression
+    left, right = choose_pair(s, study.id, item_id, rng, must_include=good_output, priority=priority)
+    return s.scalar(
+        insert(Impression)
+        .values(
+            study_id=study.id, rater_id=rater_id, item_id=item_id, assignment_id=assignment_id,
+            left_output_id=left, right_output_id=right, status="open", shown_at=utcnow(),
+        )
+        .returning(Impression.id)
+    )  # fmt: skip
 
 
 def release_item(s: Session, item_id: int) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from db.engine import Database, default_url
 from db.migrate import upgrade
@@ -49,6 +49,7 @@ from workbench.images import ImageLike, ImageStore
 
 StudyRef = int | str
 PAIR_PRIORITY_TTL_S = 60.0
+ITEM_TOTAL_TTL_S = 10.0
 
 
 def _latest(s: Session, model, parent_column, parent_id: int):  # noqa: ANN001, ANN202 - ORM class / column
@@ -98,6 +99,8 @@ class Workbench:
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
         self._rater_ids: dict[str, int] = {}
+        self._studies: dict[StudyRef, scheduler.StudyRecord] = {}
+        self._totals: dict[int, tuple[float, int]] = {}
         self._priority_cache: dict[int, tuple[float, dict[tuple[int, int], float]]] = {}
 
     # ------------------------------------------------------------------ setup
@@ -122,6 +125,15 @@ class Workbench:
         if row is None:
             raise LookupError(f"unknown study {study!r}")
         return row
+
+    def _study_record(self, s: Session, study: StudyRef) -> scheduler.StudyRecord:
+        """Scheduler settings of a study, cached by name and id (studies are never edited after creation)."""
+        record = self._studies.get(study)
+        if record is None:
+            row = self._study(s, study)
+            record = scheduler.StudyRecord(row.id, row.name, row.kind, row.k, row.gold_rate, row.pair_mode)
+            self._studies[row.id] = self._studies[row.name] = record
+        return record
 
     def _rater_id(self, s: Session, handle: str) -> int:
         """Rater id by handle, cached (raters are never deleted or renamed)."""
@@ -307,6 +319,7 @@ class Workbench:
                     expected_choice=None if good else "both_bad",
                 )
             )
+        self._totals.pop(study.id, None)  # the progress total changed
         return item.id
 
     def add_item(
@@ -420,27 +433,44 @@ class Workbench:
         )
 
     # ------------------------------------------------------------------ preference rating
-    def _impression_view(self, s: Session, imp: Impression, rater_id: int) -> dict[str, Any]:
-        item = s.get(Item, imp.item_id)
-        left, right = s.get(Output, imp.left_output_id), s.get(Output, imp.right_output_id)
+    def _impression_view(self, s: Session, impression_id: int, rater_id: int) -> dict[str, Any]:
+        left, right = aliased(Output), aliased(Output)
+        row = s.execute(
+            select(
+                Impression.study_id, Item.id.label("item_id"), Item.instruction, Item.language, Item.category,
+                Item.source_hash, left.image_hash.label("left_hash"), right.image_hash.label("right_hash"),
+            )
+            .join(Item, Item.id == Impression.item_id)
+            .join(left, left.id == Impression.left_output_id)
+            .join(right, right.id == Impression.right_output_id)
+            .where(Impression.id == impression_id)
+        ).one()  # fmt: skip
         done = s.scalar(
             select(func.count()).where(
                 Impression.rater_id == rater_id,
-                Impression.study_id == imp.study_id,
+                Impression.study_id == row.study_id,
                 Impression.status == "voted",
             )
         )
         return {
-            "impression_id": imp.id,
-            "item_id": item.id,
-            "instruction": item.instruction,
-            "language": item.language,
-            "category": item.category,
-            "source_path": str(self.images.path(item.source_hash)),
-            "left_path": str(self.images.path(left.image_hash)),
-            "right_path": str(self.images.path(right.image_hash)),
-            "progress": {"done": done or 0, "total": scheduler.count_items(s, imp.study_id)},
+            "impression_id": impression_id,
+            "item_id": row.item_id,
+            "instruction": row.instruction,
+            "language": row.language,
+            "category": row.category,
+            "source_path": str(self.images.path(row.source_hash)),
+            "left_path": str(self.images.path(row.left_hash)),
+            "right_path": str(self.images.path(row.right_hash)),
+            "progress": {"done": done or 0, "total": self._item_total(s, row.study_id)},
         }
+
+    def _item_total(self, s: Session, study_id: int) -> int:
+        """Number of regular items in the study, cached briefly: counting 100k rows costs ~10-20 ms per call."""
+        cached = self._totals.get(study_id)
+        if cached is None or time.monotonic() - cached[0] > ITEM_TOTAL_TTL_S:
+            cached = (time.monotonic(), scheduler.count_items(s, study_id))
+            self._totals[study_id] = cached
+        return cached[1]
 
     def next_item(self, study: StudyRef, rater_handle: str) -> dict[str, Any] | None:
         """The next blind pair for the rater (an unanswered one first), or None when they are done.
@@ -451,13 +481,13 @@ class Workbench:
         priority = self._pair_priority(study)
 
         def write(s: Session) -> dict[str, Any] | None:
-            st, rater = self._study(s, study), self._rater(s, rater_handle)
+            st, rater_id = self._study_record(s, study), self._rater_id(s, rater_handle)
             if st.kind != "preference":
                 raise ValueError(f"study {st.name!r} is a curation study; use next_candidate")
-            imp = scheduler.open_impression(s, st.id, rater.id) or scheduler.create_impression(
-                s, st, rater.id, rng, priority
+            imp = scheduler.open_impression(s, st.id, rater_id) or scheduler.create_impression(
+                s, st, rater_id, rng, priority
             )
-            return None if imp is None else self._impression_view(s, imp, rater.id)
+            return None if imp is None else self._impression_view(s, imp, rater_id)
 
         return self.db.run_write(write)
 
@@ -575,7 +605,7 @@ class Workbench:
             if imp.assignment_id is not None:
                 s.get(Assignment, imp.assignment_id).status = "open"
             s.flush()
-            return self._impression_view(s, imp, rater.id)
+            return self._impression_view(s, imp.id, rater.id)
 
         return self.db.run_write(write)
 
@@ -761,16 +791,15 @@ class Workbench:
     def _pair_priority(self, study: StudyRef) -> dict[tuple[int, int], float] | None:
         """For "uncertain" studies: overlap of the systems' rating CIs per pair (cached for a minute)."""
         with self.db.read.begin() as s:
-            st = self._study(s, study)
+            st = self._study_record(s, study)
             if st.pair_mode != "uncertain":
                 return None
-            study_id = st.id
-            systems = dict(s.execute(select(System.name, System.id).where(System.study_id == study_id)).all())
-        cached = self._priority_cache.get(study_id)
-        if cached and time.monotonic() - cached[0] < PAIR_PRIORITY_TTL_S:
-            return cached[1]
+            cached = self._priority_cache.get(st.id)
+            if cached and time.monotonic() - cached[0] < PAIR_PRIORITY_TTL_S:
+                return cached[1]
+            systems = dict(s.execute(select(System.name, System.id).where(System.study_id == st.id)).all())
         from workbench.results import ci_overlap_priority
 
-        priority = ci_overlap_priority(self.stats(study_id, bootstrap_rounds=100)["leaderboard"], systems)
-        self._priority_cache[study_id] = (time.monotonic(), priority)
+        priority = ci_overlap_priority(self.stats(st.id, bootstrap_rounds=100)["leaderboard"], systems)
+        self._priority_cache[st.id] = (time.monotonic(), priority)
         return priority
