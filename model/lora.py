@@ -4,8 +4,11 @@ A kohya module ``lora_unet_double_blocks_0_img_attn_qkv`` holds ``lora_down.weig
 ``lora_up.weight`` [out, r] and ``alpha``; the official inference merges ``W += up @ down * alpha / r``.
 The delta is computed in the *official* layout and pushed through the same per-key mapping as the checkpoint
 (:func:`model.key_mapping.convert_official_dit_key`), so fused qkv / linear1 deltas are split exactly like the
-weights, at any model width. (diffusers' ``_convert_kohya_flux_lora_to_diffusers`` does the same split but
-hard-codes FLUX's 3072 width and 19/38 blocks, so it cannot serve the tiny and nano models.)
+weights, at any model width.
+
+:func:`load_kohya_lora_adapter` is the unmerged alternative: diffusers' ``_convert_kohya_flux_lora_to_diffusers``
++ a peft adapter (switchable, adjustable scale). That converter hard-codes FLUX's width 3072 for the
+single-block ``linear1`` split, so it only fits full-width models (or LoRAs without ``linear1``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ _MODULE_PATHS = {
     "modulation_lin": "modulation.lin",
 }
 _SUFFIXES = (".lora_down.weight", ".lora_up.weight", ".alpha")
+FLUX_WIDTH = 3072  # the width diffusers' kohya converter assumes
 
 
 class LoraFormatError(ValueError):
@@ -112,8 +116,8 @@ def lora_report(tensors: Mapping) -> tuple[list[str], list[str], list[str]]:
     return missing, unexpected, mis_shaped
 
 
-def kohya_deltas(state_dict: Mapping[str, torch.Tensor], multiplier: float = 1.0) -> dict[str, torch.Tensor]:
-    """Official-layout weight deltas ``up @ down * alpha / rank * multiplier`` (fp32) per official key."""
+def _check_kohya_modules(state_dict: Mapping[str, torch.Tensor]) -> dict[str, dict[str, str]]:
+    """Group the file's kohya modules; refuse anything that is not a DiT module this loader can apply."""
     modules, stray = group_kohya_modules(list(state_dict))
     unknown = [m for m in modules if official_key_for_kohya(m) is None]
     if stray or unknown:
@@ -123,10 +127,20 @@ def kohya_deltas(state_dict: Mapping[str, torch.Tensor], multiplier: float = 1.0
             f"'lora_unet_single_blocks_*' DiT modules are supported): {', '.join(names[:20])}"
             + (f" and {len(names) - 20} more" if len(names) > 20 else "")
         )
+    incomplete = [
+        m for m, parts in modules.items() if not {".lora_down.weight", ".lora_up.weight"} <= parts.keys()
+    ]
+    if incomplete:
+        raise LoraFormatError(
+            f"modules need both lora_down.weight and lora_up.weight: {', '.join(sorted(incomplete))}"
+        )
+    return modules
+
+
+def kohya_deltas(state_dict: Mapping[str, torch.Tensor], multiplier: float = 1.0) -> dict[str, torch.Tensor]:
+    """Official-layout weight deltas ``up @ down * alpha / rank * multiplier`` (fp32) per official key."""
     deltas = {}
-    for module, parts in modules.items():
-        if ".lora_down.weight" not in parts or ".lora_up.weight" not in parts:
-            raise LoraFormatError(f"{module}: needs both lora_down.weight and lora_up.weight")
+    for module, parts in _check_kohya_modules(state_dict).items():
         down = state_dict[parts[".lora_down.weight"]].float()
         up = state_dict[parts[".lora_up.weight"]].float()
         rank = down.shape[0]
@@ -166,3 +180,30 @@ def merge_kohya_lora(transformer: torch.nn.Module, path: str | Path, multiplier:
     for param, part in updates:
         param.add_(part.to(device=param.device, dtype=param.dtype))
     return len(deltas)
+
+
+def load_kohya_lora_adapter(
+    transformer: torch.nn.Module, path: str | Path, adapter_name: str = "step1x-lora", scale: float = 1.0
+) -> None:
+    """Attach an official kohya LoRA as an unmerged peft adapter (diffusers' kohya converter + peft).
+
+    Fits full-width FLUX DiTs; at other widths a LoRA on single-block ``linear1`` cannot be split by the
+    diffusers converter, and :func:`merge_kohya_lora` is the way.
+    """
+    from diffusers.loaders.lora_conversion_utils import _convert_kohya_flux_lora_to_diffusers
+    from safetensors.torch import load_file
+
+    from model.checkpoints import refuse_unsafe_format
+
+    refuse_unsafe_format(Path(path))
+    state_dict = load_file(str(path))
+    modules = _check_kohya_modules(state_dict)
+    width = transformer.config.num_attention_heads * transformer.config.attention_head_dim
+    if width != FLUX_WIDTH and any(m.endswith("_linear1") for m in modules):
+        raise LoraFormatError(
+            f"diffusers' kohya converter splits single-block linear1 at FLUX's width {FLUX_WIDTH}, this DiT is "
+            f"{width} wide: use merge_kohya_lora() instead"
+        )
+    converted = _convert_kohya_flux_lora_to_diffusers(dict(state_dict))
+    transformer.load_lora_adapter(converted, prefix="transformer", adapter_name=adapter_name)
+    transformer.set_adapters([adapter_name], weights=[scale])

@@ -328,3 +328,50 @@ def test_load_editor_default_loads_the_embedded_pixel_space_nano_folder(monkeypa
     for name in ("transformer", "connector", "text_encoder"):
         expected, got = getattr(nano, name).state_dict(), getattr(editor, name).state_dict()
         assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected), name
+
+
+def flux_output(transformer, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    tokens, text = 16, 8
+    ids = torch.zeros(tokens, 3)
+    ids[:, 1], ids[:, 2] = torch.arange(tokens) // 4, torch.arange(tokens) % 4
+    with torch.no_grad():
+        return transformer(
+            hidden_states=torch.randn(1, tokens, 64, generator=generator),
+            encoder_hidden_states=torch.randn(1, text, 64, generator=generator),
+            pooled_projections=torch.randn(1, 48, generator=generator),
+            timestep=torch.tensor([0.7]),
+            img_ids=ids,
+            txt_ids=torch.zeros(text, 3),
+            return_dict=False,
+        )[0]
+
+
+def test_peft_adapter_path_matches_the_merge_and_refuses_what_does_not_fit(tmp_path):
+    from model.lora import load_kohya_lora_adapter
+
+    width, mlp = 32, 128
+    targets = {
+        "lora_unet_double_blocks_0_img_attn_qkv": (3 * width, width),
+        "lora_unet_double_blocks_0_txt_mlp_0": (mlp, width),
+        "lora_unet_single_blocks_0_linear2": (width, width + mlp),
+        "lora_unet_single_blocks_0_modulation_lin": (3 * width, width),
+    }
+    kohya_file(tmp_path / "lora.safetensors", targets, rank=4, alpha=8.0)
+    base = flux_output(tiny_pipeline(seed=10).transformer)
+    merged_model = tiny_pipeline(seed=10).transformer
+    merge_kohya_lora(merged_model, tmp_path / "lora.safetensors", multiplier=0.5)
+    adapter_model = tiny_pipeline(seed=10).transformer
+    load_kohya_lora_adapter(adapter_model, tmp_path / "lora.safetensors", scale=0.5)
+    merged, adapted = flux_output(merged_model), flux_output(adapter_model)
+    assert (merged - base).abs().max() > 1e-2  # the LoRA does change the output
+    torch.testing.assert_close(adapted, merged, rtol=1e-4, atol=1e-4)
+
+    kohya_file(
+        tmp_path / "linear1.safetensors",
+        {"lora_unet_single_blocks_0_linear1": (3 * width + mlp, width)},
+        4,
+        4.0,
+    )
+    with pytest.raises(LoraFormatError, match="use merge_kohya_lora"):
+        load_kohya_lora_adapter(tiny_pipeline(seed=10).transformer, tmp_path / "linear1.safetensors")
