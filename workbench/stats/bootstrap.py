@@ -61,10 +61,11 @@ def fit_rounds(cells: PairCells, round_counts: np.ndarray, ridge: float = DEFAUL
     """Fit BT for each row of ``round_counts`` (rounds x cells); NaN where a system had no battle that round."""
     p = len(cells.systems)
     r = np.empty((len(round_counts), p))
+    full_fit = fit_bt_matrix(win_mass(cells, cells.counts()), ridge=ridge)  # resamples sit close to it
     step = max(1, _FIT_BATCH_ELEMENTS // max(1, p * p))
     for start in range(0, len(round_counts), step):
         W = win_mass(cells, round_counts[start : start + step])
-        fitted = fit_bt_matrix(W, ridge=ridge)
+        fitted = fit_bt_matrix(W, ridge=ridge, start=full_fit)
         played = (W + W.transpose(0, 2, 1)).sum(axis=2) > 0
         r[start : start + step] = np.where(played, fitted, np.nan)
     return r
