@@ -221,7 +221,8 @@ def _curation_section(decisions: pd.DataFrame) -> dict[str, Any] | None:
 def ci_overlap_priority(
     leaderboard: list[dict[str, Any]], system_ids: dict[str, int]
 ) -> dict[tuple[int, int], float]:
-    """Per system pair (lo id, hi id): how much their rating CIs overlap, relative to the narrower one.
+    """Per system pair (lo id, hi id): how much their rating CIs overlap, relative to the narrower one
+    (at most 1.0; negative for a gap). The scheduler shows the highest first: the least certain pair.
 
     Pairs the leaderboard has not seen (no CI yet) get the top priority 1.0, so new systems get compared first.
     """
@@ -241,5 +242,6 @@ def ci_overlap_priority(
             (lo_a, hi_a), (lo_b, hi_b) = bounds[a], bounds[b]
             overlap = min(hi_a, hi_b) - max(lo_a, lo_b)
             narrow = max(min(hi_a - lo_a, hi_b - lo_b), 1e-9)
-            priority[pair] = float(np.clip(overlap / narrow, 0.0, 1.0))
+            # Negative when the intervals are apart: the further apart, the more settled the pair.
+            priority[pair] = float(min(overlap / narrow, 1.0))
     return priority
