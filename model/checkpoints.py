@@ -384,14 +384,21 @@ def _is_official_layout(fmt: str) -> bool:
     return fmt in (OFFICIAL_V10, OFFICIAL_V11)
 
 
-def inspect_checkpoint(path: str | Path) -> CompatibilityReport:
-    """Header-only report of a checkpoint file (or a folder of shards) against the full-size model definition."""
+def check_header(
+    label: str,
+    header: SafetensorsHeader,
+    expected: Mapping[str, Mapping[str, Sequence[int]]] | None = None,
+    hidden_size: int | None = None,
+) -> CompatibilityReport:
+    """Report a checkpoint header against ``expected`` shapes per module (default: the full-size model).
+
+    ``hidden_size`` is the DiT width used to split fused official tensors (default: the full-size 3072).
+    """
     from model.lora import lora_report
 
-    header = read_headers(safetensors_files(path))
     fmt = detect_format(header.tensors)
     report = CompatibilityReport(
-        path=str(path),
+        path=label,
         format=fmt,
         version=detect_version(header.tensors),
         tensor_count=len(header.tensors),
@@ -402,17 +409,23 @@ def inspect_checkpoint(path: str | Path) -> CompatibilityReport:
     if fmt == KOHYA_LORA:
         report.missing, report.unexpected, report.mis_shaped = lora_report(header.tensors)
         return report
-    expected = full_size_definition(fmt, header.tensors)
-    hidden = _full_size_shapes("transformer")["x_embedder.weight"][0]
-    conversion = convert_for_format(fmt, meta_tensors(header.tensors), hidden)
+    if expected is None:
+        expected = full_size_definition(fmt, header.tensors)
+    if hidden_size is None:
+        hidden_size = _full_size_shapes("transformer")["x_embedder.weight"][0]
+    conversion = convert_for_format(fmt, meta_tensors(header.tensors), hidden_size)
     shapes = {name: info.shape for name, info in header.tensors.items()}
-    official = _is_official_layout(fmt)
     missing, unexpected, mis_shaped, problems = compare_conversion(
-        conversion, expected, shapes, official, prefix_connector=fmt != DIFFUSERS_CONNECTOR
+        conversion, expected, shapes, _is_official_layout(fmt), prefix_connector=fmt != DIFFUSERS_CONNECTOR
     )
     report.missing, report.unexpected, report.mis_shaped = missing, unexpected, mis_shaped
     report.problems += problems
     return report
+
+
+def inspect_checkpoint(path: str | Path) -> CompatibilityReport:
+    """Header-only report of a checkpoint file (or a folder of shards) against the full-size model definition."""
+    return check_header(str(path), read_headers(safetensors_files(path)))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -420,15 +433,28 @@ def inspect_checkpoint(path: str | Path) -> CompatibilityReport:
 # --------------------------------------------------------------------------------------------------------------
 
 
+def inspect_path(path: str | Path) -> list[CompatibilityReport]:
+    """Reports for a file, a folder of shards, or every component of a model folder (official or diffusers)."""
+    from model.loading import inspect_model_folder
+
+    reports = inspect_model_folder(path) if Path(path).is_dir() else None
+    return reports if reports is not None else [inspect_checkpoint(path)]
+
+
 def run_inspect(args: argparse.Namespace) -> int:
-    """``inspect`` subcommand: print the report; exit 0 only for a fully compatible checkpoint."""
+    """``inspect`` subcommand: print the report(s); exit 0 only when everything is fully compatible."""
     try:
-        report = inspect_checkpoint(args.checkpoint)
+        reports = inspect_path(args.checkpoint)
     except (CheckpointFormatError, FileNotFoundError) as exc:
         print(json.dumps({"error": str(exc)}) if args.json else f"error: {exc}")
         return 2
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.to_text())
-    return 0 if report.compatible else 1
+    compatible = all(report.compatible for report in reports)
+    if args.json:
+        payload = reports[0].to_dict() if len(reports) == 1 else {"reports": [r.to_dict() for r in reports]}
+        print(json.dumps(payload | {"compatible": compatible}, indent=2))
+    else:
+        print("\n\n".join(report.to_text() for report in reports))
+    return 0 if compatible else 1
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -440,6 +466,11 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "dtypes and every missing/unexpected/mis-shaped key against the full-size Step1X-Edit definition. "
         "Exit status: 0 compatible, 1 incompatible, 2 unreadable.",
     )
-    parser.add_argument("checkpoint", help="a .safetensors file, or a folder of shards (e.g. transformer/)")
+    parser.add_argument(
+        "checkpoint",
+        help="a .safetensors file, a folder of shards (e.g. transformer/), or a whole model folder "
+        "(official: each DiT file + vae.safetensors vs the full-size model; diffusers: each component vs its "
+        "config.json)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run_inspect)

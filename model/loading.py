@@ -18,8 +18,6 @@ import torch
 from diffusers import AutoencoderKL, FluxTransformer2DModel
 
 from model.checkpoints import (
-    DIFFUSERS_CONNECTOR,
-    DIFFUSERS_TRANSFORMER,
     DIFFUSERS_VAE,
     OFFICIAL_V10,
     OFFICIAL_V11,
@@ -27,11 +25,9 @@ from model.checkpoints import (
     CheckpointMismatchError,
     CompatibilityReport,
     build_on_meta,
-    compare_conversion,
+    check_header,
     convert_for_format,
     detect_format,
-    detect_version,
-    meta_tensors,
     module_shapes,
     read_headers,
     refuse_unsafe_format,
@@ -94,10 +90,19 @@ def default_dtype(device: torch.device) -> torch.dtype:
 # --------------------------------------------------------------------------------------------------------------
 
 
+def check_component(
+    specs: Mapping[str, tuple[type, Mapping]], files: list[Path]
+) -> tuple[dict[str, torch.nn.Module], CompatibilityReport]:
+    """Build ``specs`` (name -> (class, config)) on meta and report ``files``' headers against them."""
+    modules = {name: build_on_meta(cls, config) for name, (cls, config) in specs.items()}
+    expected = {name: module_shapes(module) for name, module in modules.items()}
+    label = str(files[0].parent if len(files) > 1 else files[0])
+    return modules, check_header(label, read_headers(files), expected, _hidden_size(modules))
+
+
 def load_modules(
     specs: Mapping[str, tuple[type, Mapping]],
     files: list[Path],
-    fmt: str,
     dtypes: Mapping[str, torch.dtype],
     device: torch.device,
 ) -> dict[str, torch.nn.Module]:
@@ -106,30 +111,10 @@ def load_modules(
     The DiT mapping is per tensor, so DiT files stream one tensor at a time; the LDM VAE converter needs the
     whole (335 MB) file at once.
     """
-    modules = {name: build_on_meta(cls, config) for name, (cls, config) in specs.items()}
-    expected = {name: module_shapes(module) for name, module in modules.items()}
-    hidden = _hidden_size(modules)
-    header = read_headers(files)
-    conversion = convert_for_format(fmt, meta_tensors(header.tensors), hidden)
-    shapes = {name: info.shape for name, info in header.tensors.items()}
-    official = fmt in (OFFICIAL_V10, OFFICIAL_V11)
-    missing, unexpected, mis_shaped, problems = compare_conversion(
-        conversion, expected, shapes, official, prefix_connector=fmt != DIFFUSERS_CONNECTOR
-    )
-    if missing or unexpected or mis_shaped or problems or header.problems:
-        report = CompatibilityReport(
-            path=", ".join(str(f) for f in files),
-            format=fmt,
-            version=detect_version(header.tensors),
-            tensor_count=len(header.tensors),
-            parameter_count=sum(info.numel for info in header.tensors.values()),
-            dtypes={},
-            missing=missing,
-            unexpected=unexpected,
-            mis_shaped=mis_shaped,
-            problems=header.problems + problems,
-        )
+    modules, report = check_component(specs, files)
+    if not report.compatible:
         raise CheckpointMismatchError(report)
+    fmt, hidden = report.format, _hidden_size(modules)
 
     state: dict[str, dict[str, torch.Tensor]] = {name: {} for name in modules}
     for tensors in _stream_tensors(files, per_tensor=fmt != OFFICIAL_VAE):
@@ -192,7 +177,7 @@ def load_official_dit(
     if fmt not in (OFFICIAL_V10, OFFICIAL_V11):
         raise CheckpointFormatError(f"{path}: expected an official Step1X-Edit DiT checkpoint, found {fmt}")
     shapes = {name: info.shape for name, info in header.tensors.items()}
-    modules = load_modules(_dit_specs(shapes, fmt), [path], fmt, _module_dtypes(torch_dtype), device)
+    modules = load_modules(_dit_specs(shapes, fmt), [path], _module_dtypes(torch_dtype), device)
     return modules["transformer"], modules["connector"]
 
 
@@ -206,7 +191,7 @@ def load_vae_file(path: Path, device: torch.device) -> AutoencoderKL:
         config = FLUX_VAE_CONFIG
     else:
         raise CheckpointFormatError(f"{path}: expected a FLUX VAE, found {fmt}")
-    return load_modules({"vae": (AutoencoderKL, config)}, [path], fmt, _module_dtypes(torch.float32), device)[
+    return load_modules({"vae": (AutoencoderKL, config)}, [path], _module_dtypes(torch.float32), device)[
         "vae"
     ]
 
@@ -339,6 +324,33 @@ def _fork_transformer_specs(config: Mapping, keys: set[str]) -> dict[str, tuple[
     return {"transformer": (FluxTransformer2DModel, flux), "connector": (Step1XEditConnector, connector)}
 
 
+def diffusers_components(folder: Path) -> dict[str, tuple[dict[str, tuple[type, dict]], list[Path]]]:
+    """Per sub-folder: the module specs its ``config.json`` defines and its safetensors files.
+
+    The fork's ``Step1XEditTransformer2DModel`` holds the connector; this project's layout has ``connector/``.
+    A missing ``vae/`` is a pixel-space model.
+    """
+    transformer_dir = folder / "transformer"
+    transformer_config = _read_config(transformer_dir)
+    files = safetensors_files(transformer_dir)
+    if transformer_config.get("_class_name") == "Step1XEditTransformer2DModel":
+        specs = _fork_transformer_specs(transformer_config, set(read_headers(files).tensors))
+    else:
+        specs = {
+            "transformer": (FluxTransformer2DModel, _init_kwargs(FluxTransformer2DModel, transformer_config))
+        }
+    components = {"transformer": (specs, files)}
+    if "connector" not in specs:
+        connector_dir = folder / "connector"
+        connector_spec = (Step1XEditConnector, _init_kwargs(Step1XEditConnector, _read_config(connector_dir)))
+        components["connector"] = ({"connector": connector_spec}, safetensors_files(connector_dir))
+    vae_dir = folder / "vae"
+    if vae_dir.is_dir():
+        vae_spec = (AutoencoderKL, _init_kwargs(AutoencoderKL, _read_config(vae_dir)))
+        components["vae"] = ({"vae": vae_spec}, safetensors_files(vae_dir))
+    return components
+
+
 def load_diffusers_folder(folder: Path, torch_dtype: torch.dtype, device: torch.device):
     """(b) ``save_pretrained`` output (transformer/ + connector/) or the fork's layout (connector inside)."""
     from diffusers import FlowMatchEulerDiscreteScheduler
@@ -350,32 +362,9 @@ def load_diffusers_folder(folder: Path, torch_dtype: torch.dtype, device: torch.
         if (folder / "model_index.json").is_file()
         else {}
     )
-    dtypes = _module_dtypes(torch_dtype)
-    transformer_dir = folder / "transformer"
-    transformer_config = _read_config(transformer_dir)
-    files = safetensors_files(transformer_dir)
-    keys = set(read_headers(files).tensors)
-    if transformer_config.get("_class_name") == "Step1XEditTransformer2DModel":
-        specs = _fork_transformer_specs(transformer_config, keys)
-    else:
-        specs = {
-            "transformer": (FluxTransformer2DModel, _init_kwargs(FluxTransformer2DModel, transformer_config))
-        }
-    modules = load_modules(specs, files, DIFFUSERS_TRANSFORMER, dtypes, device)
-    if "connector" not in modules:
-        connector_dir = folder / "connector"
-        connector_spec = (Step1XEditConnector, _init_kwargs(Step1XEditConnector, _read_config(connector_dir)))
-        modules |= load_modules(
-            {"connector": connector_spec},
-            safetensors_files(connector_dir),
-            DIFFUSERS_CONNECTOR,
-            dtypes,
-            device,
-        )
-    vae_dir = folder / "vae"
-    if vae_dir.is_dir():  # no vae/ = a pixel-space model (the pipeline's vae is optional)
-        vae_spec = (AutoencoderKL, _init_kwargs(AutoencoderKL, _read_config(vae_dir)))
-        modules |= load_modules({"vae": vae_spec}, safetensors_files(vae_dir), DIFFUSERS_VAE, dtypes, device)
+    modules: dict[str, torch.nn.Module] = {}
+    for specs, files in diffusers_components(folder).values():
+        modules |= load_modules(specs, files, _module_dtypes(torch_dtype), device)
     scheduler_dir = folder / "scheduler"
     scheduler = (
         FlowMatchEulerDiscreteScheduler.from_pretrained(scheduler_dir) if scheduler_dir.is_dir() else None
@@ -481,6 +470,25 @@ def load_pipeline(
         f"{folder}: not a Step1X-Edit model folder. Expected the official layout ({' or '.join(OFFICIAL_DIT_FILES)} "
         f"+ {OFFICIAL_VAE_FILE}) or the diffusers layout (transformer/, connector/, vae/, text_encoder/, processor/)"
     )
+
+
+def inspect_model_folder(folder: str | Path) -> list[CompatibilityReport] | None:
+    """Header-only reports for every weight file of a model folder; ``None`` if it is not a model folder.
+
+    Official layout: each DiT file and the VAE against the full-size model. Diffusers layout: each component
+    against the model its own ``config.json`` defines (so small models such as the nano model check out).
+    """
+    from model.checkpoints import inspect_checkpoint
+
+    folder = Path(folder)
+    official = [
+        folder / name for name in (*OFFICIAL_DIT_FILES, OFFICIAL_VAE_FILE) if (folder / name).is_file()
+    ]
+    if any(path.name in OFFICIAL_DIT_FILES for path in official):
+        return [inspect_checkpoint(path) for path in official]
+    if (folder / "transformer").is_dir():
+        return [check_component(specs, files)[1] for specs, files in diffusers_components(folder).values()]
+    return None
 
 
 def load_editor(path_or_id: str | Path | None = None, device: str | torch.device | None = None):

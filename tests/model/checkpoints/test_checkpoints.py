@@ -254,3 +254,14 @@ def test_inspect_diffusers_layouts_ours_and_the_forks(official_keys, tmp_path):
     report = inspect_checkpoint(official_keys["sparse_file"](tmp_path / "fork.safetensors", shapes))
     assert report.format == "diffusers transformer" and report.version == "v1.1"
     assert report.compatible, report.to_text()
+
+
+def test_inspect_an_official_model_folder_checks_each_file(official_keys, tmp_path, capsys):
+    folder = tmp_path / "Step1X-Edit"
+    folder.mkdir()
+    dit = official_keys["dit"]() | official_keys["connector"](v10=True)
+    official_keys["sparse_file"](folder / "step1x-edit-i1258.safetensors", dit)
+    official_keys["sparse_file"](folder / "vae.safetensors", official_keys["vae"](), dtype="F32")
+    assert run_inspect(Namespace(checkpoint=str(folder), json=True)) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert [r["format"] for r in payload["reports"]] == [OFFICIAL_V10, OFFICIAL_VAE] and payload["compatible"]

@@ -375,3 +375,18 @@ def test_peft_adapter_path_matches_the_merge_and_refuses_what_does_not_fit(tmp_p
     )
     with pytest.raises(LoraFormatError, match="use merge_kohya_lora"):
         load_kohya_lora_adapter(tiny_pipeline(seed=10).transformer, tmp_path / "linear1.safetensors")
+
+
+def test_inspect_a_saved_diffusers_folder_against_its_own_configs(tmp_path, capsys):
+    from argparse import Namespace
+
+    from model.checkpoints import run_inspect
+
+    tiny_pipeline(seed=11).save_pretrained(tmp_path / "saved")
+    assert run_inspect(Namespace(checkpoint=str(tmp_path / "saved"), json=False)) == 0
+    text = capsys.readouterr().out
+    assert text.count("compatible: yes") == 3  # transformer, connector, vae
+    config = tmp_path / "saved" / "connector" / "config.json"
+    config.write_text(config.read_text().replace('"depth": 2', '"depth": 3'))
+    assert run_inspect(Namespace(checkpoint=str(tmp_path / "saved"), json=False)) == 1
+    assert "S.individual_token_refiner.blocks.2.norm1.weight" in capsys.readouterr().out  # listed as missing
