@@ -154,3 +154,14 @@ def test_pixel_space_channel_reference_residual(tiny_pipe, photo) -> None:
     reference = resize_to_size_level(photo, 32, multiple=4)
     assert working.images[0].size == reference.size
     assert np.abs(np.asarray(working.images[0], int) - np.asarray(reference, int)).max() <= 1
+
+
+def test_bf16_components_with_fp32_vae(photo) -> None:
+    """The official dtype split: Qwen, connector and DiT in bf16, the VAE in fp32."""
+    pipe = tiny_pipeline(seed=5)
+    pipe.set_progress_bar_config(disable=True)
+    for module in (pipe.text_encoder, pipe.connector, pipe.transformer):
+        module.to(torch.bfloat16)
+    out = pipe(photo, "make it red", seed=1, **FAST)
+    assert out.latents.dtype == torch.bfloat16 and pipe.vae.dtype == torch.float32
+    assert torch.isfinite(out.latents.float()).all() and out.images[0].size == photo.size
