@@ -18,9 +18,8 @@ from scipy import sparse
 from workbench.stats.bradley_terry import DEFAULT_RIDGE, INIT_RATING, fit_bt_matrix, to_elo
 from workbench.stats.votes import PairCells, VotesError, pair_cells, validate_votes, win_mass
 
-# Batch sizes: (rounds x p x p) float64 for the fit (~16 MB), (rounds x clusters) float32 draws (~64 MB).
+# Rounds fitted per batch: (rounds x p x p) float64 arrays of ~16 MB.
 _FIT_BATCH_ELEMENTS = 2_000_000
-_DRAW_BATCH_ELEMENTS = 16_000_000
 
 
 def _vote_rounds(counts: np.ndarray, rounds: int, rng: np.random.Generator) -> np.ndarray:
@@ -36,24 +35,19 @@ def _cluster_rounds(
     unlabelled = codes < 0
     codes[unlabelled] = len(uniques) + np.arange(unlabelled.sum())
     n_clusters = len(uniques) + int(unlabelled.sum())
-    # cells x clusters; float32 sums are exact below 2^24 votes and halve the memory traffic.
+    # float32 sums are exact below 2^24 votes and halve the memory traffic of the products.
     dtype = np.float32 if len(codes) < 2**24 else np.float64
     cells_by_cluster = sparse.csr_matrix(
-        (np.ones(len(codes), dtype=dtype), (cells.cell_of_vote, codes)),
-        shape=(cells.n_cells, n_clusters),
+        (np.ones(len(codes), dtype=dtype), (cells.cell_of_vote, codes)), shape=(cells.n_cells, n_clusters)
     )
     out = np.empty((rounds, cells.n_cells))
-    step = max(1, _DRAW_BATCH_ELEMENTS // n_clusters)
-    draws = np.empty((step, n_clusters), dtype=dtype)
-    for start in range(0, rounds, step):
-        size = min(step, rounds - start)
-        for k in range(size):
-            # Drawing n_clusters cluster indices with replacement; the bincount is the multinomial(uniform)
-            # multiplicity (rng.multinomial over 10^5 categories draws one binomial each, far slower).
-            draws[k] = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
-        # Rounds contiguous per cluster, so the sparse product streams through memory.
-        multiplicity = np.ascontiguousarray(draws[:size].T)
-        out[start : start + size] = (cells_by_cluster @ multiplicity).T
+    index_type = np.uint32 if n_clusters < 2**32 else np.int64  # 32-bit draws are about twice as fast
+    for k in range(rounds):
+        # Drawing n_clusters cluster indices with replacement; the bincount is the multinomial(uniform)
+        # multiplicity (rng.multinomial over 10^5 categories draws one binomial each, far slower). One
+        # sparse matrix-vector product per round keeps the multiplicity vector in cache.
+        picks = rng.integers(0, n_clusters, n_clusters, dtype=index_type)
+        out[k] = cells_by_cluster @ np.bincount(picks, minlength=n_clusters).astype(dtype)
     return out
 
 
