@@ -121,8 +121,8 @@ def load_modules(
         converted = convert_for_format(fmt, tensors, hidden)
         for name, items in converted.modules.items():
             for key, tensor in items.items():
-                # .contiguous(): split/chunk views must not keep the whole fused tensor alive.
-                state[name][key] = tensor.to(device=device, dtype=dtypes[name]).contiguous()
+                # Parts of a fused qkv/linear1 tensor stay views of it when .to() need not copy: no extra memory.
+                state[name][key] = tensor.to(device=device, dtype=dtypes[name])
     for name, module in modules.items():
         module.load_state_dict(state.pop(name), strict=True, assign=True)
         left_on_meta = [n for n, t in [*module.named_parameters(), *module.named_buffers()] if t.is_meta]

@@ -390,3 +390,18 @@ def test_inspect_a_saved_diffusers_folder_against_its_own_configs(tmp_path, caps
     config.write_text(config.read_text().replace('"depth": 2', '"depth": 3'))
     assert run_inspect(Namespace(checkpoint=str(tmp_path / "saved"), json=False)) == 1
     assert "S.individual_token_refiner.blocks.2.norm1.weight" in capsys.readouterr().out  # listed as missing
+
+
+def test_official_folder_converts_to_the_diffusers_layout_by_save_pretrained(
+    official_keys, qwen_folder, tmp_path
+):
+    dit, vae = official_tensors(official_keys, v10=True)
+    folder = write_official_folder(
+        tmp_path / "official", dit, vae, qwen_folder, "step1x-edit-i1258.safetensors"
+    )
+    pipe = load_pipeline(folder, device="cpu")  # fp32 file into fp32 on the CPU: fused parts are views
+    pipe.save_pretrained(tmp_path / "converted")
+    converted = load_pipeline(tmp_path / "converted", device="cpu")
+    assert converted.config.version == "v1.0" and converted.name == "step1x-edit-v1.0"
+    rebuilt = official_from_diffusers(converted.transformer.state_dict(), converted.connector.state_dict())
+    assert rebuilt.keys() == dit.keys() and all(torch.equal(rebuilt[k], dit[k]) for k in dit)
