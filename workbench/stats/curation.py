@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.stats.agreement import agreement_metrics, category_counts
+from workbench.stats.votes import raise_at_first_row
 
 DECISIONS = ("accept", "reject", "flag")
 RATE_COLUMNS = ["decisions", "candidates", "accepted", "rejected", "flagged", "acceptance_rate"]
@@ -26,12 +27,12 @@ def validate_decisions(decisions: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise DecisionsError(f"decisions table lacks column(s) {missing}; it has {list(decisions.columns)}")
     decisions = decisions.reset_index(drop=True)
-    bad = ~decisions["decision"].isin(DECISIONS)
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DecisionsError(
-            f"row {row}: decision {decisions['decision'].iloc[row]!r} is not one of {DECISIONS}"
-        )
+    decision = decisions["decision"]
+    raise_at_first_row(
+        ~decision.isin(DECISIONS),
+        DecisionsError,
+        lambda r: f"decision {decision.iloc[r]!r} is not one of {DECISIONS}",
+    )
     return decisions
 
 

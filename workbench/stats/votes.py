@@ -8,6 +8,7 @@ Schema (see /work/team/CONTRACTS.md): ``model_a``, ``model_b``, ``winner`` in Fa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,11 +27,19 @@ class VotesError(ValueError):
     """The votes table is malformed (missing columns, unknown winner names, self-comparisons)."""
 
 
+def raise_at_first_row(bad: pd.Series, error: type[ValueError], describe: Callable[[int], str]) -> None:
+    """Raise ``error`` with ``describe(row)`` for the first row (0-based position) where ``bad`` is true."""
+    mask = bad.to_numpy(dtype=bool)
+    if mask.any():
+        row = int(np.flatnonzero(mask)[0])
+        raise error(f"row {row}: {describe(row)}")
+
+
 def validate_votes(votes: pd.DataFrame) -> pd.DataFrame:
-    """Check the schema and return the votes with string system names and a clean index.
+    """Check the schema and return the votes re-indexed 0..n-1 (the row numbers that errors name).
 
     Raises VotesError naming the first offending row when a winner is not one of WINNERS, a system name is
-    missing, or a vote compares a system with itself.
+    missing, a vote compares a system with itself, or ``left`` is neither ``model_a`` nor ``model_b``.
     """
     if not isinstance(votes, pd.DataFrame):
         raise VotesError(f"votes must be a pandas DataFrame, got {type(votes).__name__}")
@@ -38,26 +47,26 @@ def validate_votes(votes: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise VotesError(f"votes table lacks column(s) {missing}; it has {list(votes.columns)}")
     votes = votes.reset_index(drop=True)
-    bad_winner = ~votes["winner"].isin(WINNERS)
-    if bad_winner.any():
-        row = int(np.flatnonzero(bad_winner.to_numpy())[0])
-        raise VotesError(f"row {row}: winner {votes['winner'].iloc[row]!r} is not one of {list(WINNERS)}")
+    winner, a = votes["winner"], votes["model_a"]
+    raise_at_first_row(
+        ~winner.isin(WINNERS),
+        VotesError,
+        lambda r: f"winner {winner.iloc[r]!r} is not one of {list(WINNERS)}",
+    )
     for col in ("model_a", "model_b"):
-        empty = votes[col].isna()
-        if empty.any():
-            row = int(np.flatnonzero(empty.to_numpy())[0])
-            raise VotesError(f"row {row}: {col} is missing")
-    same = (votes["model_a"].astype(str) == votes["model_b"].astype(str)).to_numpy()
-    if same.any():
-        row = int(np.flatnonzero(same)[0])
-        raise VotesError(
-            f"row {row}: a system cannot be compared with itself ({votes['model_a'].iloc[row]!r})"
-        )
+        raise_at_first_row(votes[col].isna(), VotesError, lambda r, col=col: f"{col} is missing")
+    raise_at_first_row(
+        a.astype(str) == votes["model_b"].astype(str),
+        VotesError,
+        lambda r: f"a system cannot be compared with itself ({a.iloc[r]!r})",
+    )
     if "left" in votes.columns:
-        bad_left = votes["left"].notna() & ~votes["left"].isin(("model_a", "model_b"))
-        if bad_left.any():
-            row = int(np.flatnonzero(bad_left.to_numpy())[0])
-            raise VotesError(f"row {row}: left {votes['left'].iloc[row]!r} must be 'model_a' or 'model_b'")
+        left = votes["left"]
+        raise_at_first_row(
+            left.notna() & ~left.isin(("model_a", "model_b")),
+            VotesError,
+            lambda r: f"left {left.iloc[r]!r} must be 'model_a' or 'model_b'",
+        )
     return votes
 
 
