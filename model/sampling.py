@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import torch
-from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
 # Token counts and shifts of the FLUX/Step1X schedule (`sampling.get_schedule`); also the scheduler config.
 BASE_SEQ_LEN, MAX_SEQ_LEN = 256, 4096
@@ -32,8 +31,10 @@ def schedule_mu(
     base_shift: float = BASE_SHIFT,
     max_shift: float = MAX_SHIFT,
 ) -> float:
-    """Shift parameter, linear in the number of *target* latent tokens (diffusers' `calculate_shift`)."""
-    return calculate_shift(image_seq_len, base_seq_len, max_seq_len, base_shift, max_shift)
+    """Shift parameter, linear in the number of *target* latent tokens. Same line as diffusers'
+    `calculate_shift` (tested equal); importing that would load the whole FLUX pipeline module."""
+    slope = (max_shift - base_shift) / (max_seq_len - base_seq_len)
+    return base_shift + slope * (image_seq_len - base_seq_len)
 
 
 def get_schedule(num_steps: int, image_seq_len: int, mu: float | None = None) -> list[float]:

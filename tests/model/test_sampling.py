@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from diffusers.pipelines.flux.pipeline_flux import FluxPipeline
+from diffusers.pipelines.flux.pipeline_flux import FluxPipeline, calculate_shift
 
 from model.latents import pack_patches, unpack_patches
 from model.sampling import (
@@ -31,6 +31,11 @@ def test_schedule_matches_flow_match_scheduler(steps: int, seq_len: int) -> None
     ours = torch.tensor(get_schedule(steps, seq_len), dtype=torch.float64)
     assert len(ours) == steps + 1
     assert torch.allclose(ours, scheduler.sigmas.double(), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("seq_len", [16, 256, 1024, 4096, 8192])
+def test_mu_equals_diffusers_calculate_shift(seq_len: int) -> None:
+    assert schedule_mu(seq_len) == pytest.approx(calculate_shift(seq_len), abs=1e-12)
 
 
 def test_schedule_independent_formula() -> None:
