@@ -53,6 +53,8 @@ def test_position_bias_per_rater_singles_out_the_biased_rater():
     assert list(table.index) == ["(all)", "r0", "r1", "r2"]
     assert table.loc["r1", "p_value"] < 1e-10
     assert (table.loc[["r0", "r2"], "p_value"] > 0.01).all()
+    biased.loc[biased.index[:10], "rater"] = None  # e.g. imported battles without a judge
+    assert list(position_bias(biased, by="rater").index) == ["(all)", "r0", "r1", "r2"]
     with pytest.raises(VotesError, match="'left' column"):
         position_bias(votes.drop(columns="left"))
 

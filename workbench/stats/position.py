@@ -58,7 +58,8 @@ def position_bias(votes: pd.DataFrame, by: str | None = None, confidence: float 
     if by is not None:
         if by not in votes.columns:
             raise VotesError(f"cannot split position bias by {by!r}: no such column")
+        labelled = votes[by].notna().to_numpy()  # unlabelled votes count only in "(all)"
         keys = votes[by].astype(str).to_numpy()
-        for key in sorted(set(keys)):
-            rows[key] = _left_win_row(choices[keys == key], confidence)
+        for key in sorted(set(keys[labelled])):
+            rows[key] = _left_win_row(choices[labelled & (keys == key)], confidence)
     return pd.DataFrame.from_dict(rows, orient="index")[POSITION_COLUMNS].rename_axis(by or "group")
