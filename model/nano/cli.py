@@ -81,7 +81,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
         pushed = push_to_curation(
             [args.out / METADATA, args.out / REJECTED], args.push_study, args.db, args.data_dir
         )
-        print(f"queued {pushed} candidates in curation study {args.push_study!r}")
+        print(f"queued {pushed} new candidates in curation study {args.push_study!r}")
     return 0
 
 
@@ -89,6 +89,7 @@ def push_to_curation(metadata_files: list[Path], study: str, db_url: str | None,
     """Queue every triplet of the metadata files as a curation candidate (with its filter verdict).
 
     The candidate key is the target path, so pushing the same export twice adds nothing new.
+    Returns the number of newly queued candidates.
     """
     from model.nano.data import read_metadata
     from workbench.service import Workbench  # lazy: model/ must not need the workbench to import
@@ -103,18 +104,23 @@ def push_to_curation(metadata_files: list[Path], study: str, db_url: str | None,
             continue
         for record in read_metadata(path):
             source, target = record.load()
-            wb.add_candidate(
-                study,
-                source,
-                record.caption,
-                target,
-                filter_score=record.extra.get("filter_score"),
-                filter_reason=record.extra.get("filter_reason"),
-                category=record.extra.get("category"),
-                language=record.extra.get("language", "en"),
-                metadata={"target_path": str(record.target_path)},
-                key=str(record.target_path),
-            )
+            try:
+                wb.add_candidate(
+                    study,
+                    source,
+                    record.caption,
+                    target,
+                    filter_score=record.extra.get("filter_score"),
+                    filter_reason=record.extra.get("filter_reason"),
+                    category=record.extra.get("category"),
+                    language=record.extra.get("language", "en"),
+                    metadata={"target_path": str(record.target_path)},
+                    key=str(record.target_path),
+                )
+            except ValueError as exc:
+                if "duplicate candidate key" not in str(exc):
+                    raise
+                continue  # queued by an earlier push
             pushed += 1
     return pushed
 

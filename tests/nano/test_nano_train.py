@@ -5,26 +5,16 @@ import csv
 import pytest
 import torch
 
-from model.nano.build import NanoConfig, build_nano_pipeline
+from model.nano.build import build_nano_pipeline
 from model.nano.data import export_world, read_metadata
 from model.nano.train import TrainConfig, TripletBatcher, encode_batch, flow_loss, prompt_ids, train
 from model.nano.world import make_triplet
 
-TINY = NanoConfig(
-    text_hidden=32,
-    vision_hidden=16,
-    connector_hidden=32,
-    width=32,
-    head_dim=16,
-    double_layers=1,
-    single_layers=1,
-)
-
 
 @pytest.fixture(scope="module")
-def pipe():
+def pipe(tiny_config):
     torch.set_num_threads(1)
-    return build_nano_pipeline(TINY, seed=0)
+    return build_nano_pipeline(tiny_config, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +54,8 @@ def test_few_steps_lower_the_loss(pipe, dataset):
     assert fixed_loss() < 0.8 * before
 
 
-def test_training_resumes_from_checkpoint(dataset, tmp_path):
-    config = TrainConfig(steps=3, batch_size=4, checkpoint_every=2, model=TINY)
+def test_training_resumes_from_checkpoint(dataset, tmp_path, tiny_config):
+    config = TrainConfig(steps=3, batch_size=4, checkpoint_every=2, model=tiny_config)
     train(dataset, tmp_path, config, progress=False)
     config.steps = 5
     pipe = train(dataset, tmp_path, config, progress=False)
