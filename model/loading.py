@@ -45,8 +45,13 @@ from model.key_mapping import (
 )
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "step1x-edit-nano"
-# Official layout (HF repo stepfun-ai/Step1X-Edit): the DiT file (newest first), the VAE and the Qwen folder.
-OFFICIAL_DIT_FILES = ("step1x-edit-v1p1-official.safetensors", "step1x-edit-i1258.safetensors")
+# Official layout (HF repo stepfun-ai/Step1X-Edit): the DiT file (newest first; the FP8 file is the community
+# one `gradio_app.py --quantized` loads, upcast to torch_dtype here), the VAE and the Qwen folder.
+OFFICIAL_DIT_FILES = (
+    "step1x-edit-v1p1-official.safetensors",
+    "step1x-edit-i1258.safetensors",
+    "step1x-edit-i1258-FP8.safetensors",
+)
 OFFICIAL_VAE_FILE = "vae.safetensors"
 QWEN_SUBFOLDER = "Qwen2.5-VL-7B-Instruct"
 QWEN_HUB_ID = "Qwen/Qwen2.5-VL-7B-Instruct"

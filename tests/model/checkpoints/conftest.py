@@ -154,7 +154,7 @@ def write_header_only_safetensors(path: Path, shapes: Shapes, dtype: str = "BF16
     """A safetensors file whose header declares ``shapes``; the data region is a sparse hole (no disk used)."""
     import json
 
-    width = {"BF16": 2, "F32": 4}[dtype]
+    width = {"BF16": 2, "F32": 4, "F8_E4M3": 1}[dtype]
     header, offset = {}, 0
     for name, shape in shapes.items():
         size = width

@@ -405,3 +405,20 @@ def test_official_folder_converts_to_the_diffusers_layout_by_save_pretrained(
     assert converted.config.version == "v1.0" and converted.name == "step1x-edit-v1.0"
     rebuilt = official_from_diffusers(converted.transformer.state_dict(), converted.connector.state_dict())
     assert rebuilt.keys() == dit.keys() and all(torch.equal(rebuilt[k], dit[k]) for k in dit)
+
+
+def test_community_fp8_checkpoint_is_inspected_and_upcast_on_load(official_keys, qwen_folder, tmp_path):
+    from model.checkpoints import inspect_checkpoint
+
+    full = official_keys["dit"]() | official_keys["connector"](v10=True)
+    sparse = official_keys["sparse_file"](tmp_path / "fp8.safetensors", full, dtype="F8_E4M3")
+    report = inspect_checkpoint(sparse)
+    assert report.compatible and report.dtypes == {"F8_E4M3": 817}
+
+    dit, vae = official_tensors(official_keys, v10=True)
+    fp8 = {k: v.to(torch.float8_e4m3fn) for k, v in dit.items()}
+    folder = write_official_folder(tmp_path / "m", fp8, vae, qwen_folder, "step1x-edit-i1258-FP8.safetensors")
+    pipe = load_pipeline(folder, device="cpu")
+    assert pipe.transformer.dtype == torch.float32 and pipe.config.version == "v1.0"
+    rebuilt = official_from_diffusers(pipe.transformer.state_dict(), pipe.connector.state_dict())
+    assert all(torch.equal(rebuilt[k], fp8[k].float()) for k in fp8)
