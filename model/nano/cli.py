@@ -1,4 +1,4 @@
-"""`python -m model nano-data | train | eval-nano`: the nano data loop, training and evaluation.
+"""`python -m model nano-data | train | eval-nano | nano-ship`: the nano data loop, training, evaluation.
 
 `model/__main__.py` calls `register(subparsers)`. The workbench is imported lazily (only for
 `nano-data --push-study`), so `model/` keeps no import-time dependency on it.
@@ -63,6 +63,28 @@ def register(subparsers) -> None:
         "--rows", type=Path, default=None, help="also write every edit's result to this JSON file"
     )
     ev.set_defaults(func=_cmd_eval)
+
+    ship = subparsers.add_parser("nano-ship", help="package a trained run: eval, subset record, model card")
+    ship.add_argument("run_dir", type=Path, help="training run folder (holds model/, loss.csv, ...)")
+    ship.add_argument("--out", type=Path, default=None, help="default: assets/step1x-edit-nano")
+    ship.add_argument("--per-category", type=int, default=20)
+    ship.add_argument("--threads", type=int, default=2)
+    ship.set_defaults(func=_cmd_ship)
+
+
+def _cmd_ship(args: argparse.Namespace) -> int:
+    import torch
+
+    from model.loading import DEFAULT_MODEL_DIR
+    from model.nano.evaluate import format_table
+    from model.nano.ship import ship
+
+    torch.set_num_threads(args.threads)
+    out = args.out or DEFAULT_MODEL_DIR
+    summary = ship(args.run_dir, out, per_category=args.per_category)
+    print(f"shipped to {out}")
+    print(format_table(summary))
+    return 0
 
 
 def _cmd_data(args: argparse.Namespace) -> int:

@@ -106,3 +106,13 @@ def format_table(summary: dict) -> str:
             f"{name:<12}{s['n']:>5}{s['success']:>10.1%}{s['psnr']:>10.2f}{s['seconds_per_edit']:>9.3f}"
         )
     return "\n".join(lines)
+
+
+SUBSET_FILE = "eval_subset.json"
+SUBSET_PER_CATEGORY = 2
+
+
+def subset_rows(pipe) -> list[dict]:
+    """Results on the small fixed held-out subset recorded next to a shipped model (reproduction check)."""
+    size = pipe.config.default_size_level
+    return run_edits(pipe, heldout_triplets(SUBSET_PER_CATEGORY, size=size), seed=0)

@@ -1,0 +1,36 @@
+"""Package a trained nano run as a shipped model: pipeline files, training record, loss curve, held-out
+evaluation, the fixed reproduction subset and the model card, all in one diffusers-layout folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from model.nano.card import EVAL_FILE, TRAIN_FILE, write_model_card
+from model.nano.evaluate import SUBSET_FILE, evaluate, subset_rows
+from model.nano.train import LOSS_CSV, LOSS_PNG, SUMMARY
+
+
+def ship(run_dir: str | Path, out_dir: str | Path, per_category: int = 20, notes: str = "") -> dict:
+    """Copy `<run_dir>/model` to `out_dir`, evaluate it there and write the card; returns the summary."""
+    from model.pipeline import Step1XEditPipeline
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    source = run_dir / "model"
+    if not (source / "model_index.json").is_file():
+        raise FileNotFoundError(f"{source} holds no saved pipeline (model_index.json); train first")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    shutil.copytree(source, out_dir)
+    shutil.copy(run_dir / SUMMARY, out_dir / TRAIN_FILE)
+    for name in (LOSS_CSV, LOSS_PNG):
+        shutil.copy(run_dir / name, out_dir / name)
+    pipe = Step1XEditPipeline.from_pretrained(str(out_dir))
+    pipe.set_progress_bar_config(disable=True)
+    result = evaluate(pipe, per_category=per_category)
+    (out_dir / EVAL_FILE).write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    rows = subset_rows(pipe)
+    (out_dir / SUBSET_FILE).write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_model_card(out_dir, notes)
+    return result["summary"]
