@@ -25,15 +25,11 @@ from db.engine import Database, default_url
 from db.migrate import upgrade
 from db.models import (
     CHOICES,
-    DECISIONS,
     DEFAULT_REASONS,
     RETRACT,
     ROLES,
-    SCORE_NAMES,
     STUDY_KINDS,
     Assignment,
-    CurationCandidate,
-    Decision,
     GoldItem,
     Impression,
     Item,
@@ -45,50 +41,15 @@ from db.models import (
     utcnow,
 )
 from workbench import scheduler
+from workbench.answers import check_scores, check_text, last_standing
+from workbench.curation import CurationMixin, StudyRef
 from workbench.images import ImageLike, ImageStore
 
-StudyRef = int | str
 PAIR_PRIORITY_TTL_S = 60.0
 ITEM_TOTAL_TTL_S = 10.0
 
 
-def _latest(s: Session, model, parent_column, parent_id: int):  # noqa: ANN001, ANN202 - ORM class / column
-    """The current row of an append-only chain (each new row supersedes the latest, so it has the highest id)."""
-    return s.scalars(
-        select(model).where(parent_column == parent_id).order_by(model.id.desc()).limit(1)
-    ).first()
-
-
-def _by_key(s: Session, model, key: str):  # noqa: ANN001, ANN202
-    if not key or not isinstance(key, str):
-        raise ValueError("an idempotency_key (non-empty string) is required")
-    return s.scalars(select(model).where(model.idempotency_key == key)).first()
-
-
-def _check_text(value: str, what: str, required: bool = True) -> str:
-    """Refuse text that is not a string, blank when required, or holds NUL (PostgreSQL cannot store it)."""
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise ValueError(f"{what} must be a non-empty string, got {value!r:.40}")
-    if "\x00" in value:
-        raise ValueError(f"{what} contains a NUL character (\\x00); remove it")
-    return value
-
-
-def _check_scores(scores: Mapping[str, float] | None) -> dict[str, float | None]:
-    scores = dict(scores or {})
-    unknown = set(scores) - set(SCORE_NAMES)
-    if unknown:
-        raise ValueError(f"unknown score name(s) {sorted(unknown)}; allowed: {list(SCORE_NAMES)}")
-    out: dict[str, float | None] = {}
-    for name in SCORE_NAMES:
-        value = scores.get(name)
-        if value is not None and not (isinstance(value, int | float) and 0 <= value <= 10):
-            raise ValueError(f"score {name!r} must be a number from 0 to 10, got {value!r}")
-        out[name] = None if value is None else float(value)
-    return out
-
-
-class Workbench:
+class Workbench(CurationMixin):
     """Facade over the database and the image store. Thread-safe; create one per process."""
 
     def __init__(self, db_url: str | None = None, data_dir: str | Path = "data") -> None:
@@ -277,7 +238,7 @@ class Workbench:
             raise ValueError(
                 f"study {study.name!r} is a {study.kind} study; items belong to preference studies"
             )
-        _check_text(instruction, "instruction")
+        check_text(instruction, "instruction")
         if len(output_hashes) < 2:
             raise ValueError(f"an item needs outputs from at least two systems, got {sorted(output_hashes)}")
         if gold is not None and gold != "both_bad" and gold not in output_hashes:
@@ -349,86 +310,6 @@ class Workbench:
                 metadata,
                 key,
                 gold,
-            )
-        )
-
-    def insert_candidate(
-        self,
-        s: Session,
-        study: Study,
-        source_hash: str,
-        instruction: str,
-        target_hash: str,
-        filter_score: float | None = None,
-        filter_reason: str | None = None,
-        category: str | None = None,
-        language: str = "en",
-        metadata: Mapping[str, Any] | None = None,
-        key: str | None = None,
-        rng: random.Random | None = None,
-    ) -> int:
-        """Insert one curation candidate inside the caller's transaction (images already stored)."""
-        if study.kind != "curation":
-            raise ValueError(
-                f"study {study.name!r} is a {study.kind} study; candidates belong to curation studies"
-            )
-        _check_text(instruction, "instruction")
-        if (
-            key is not None
-            and s.scalars(
-                select(CurationCandidate.id).where(
-                    CurationCandidate.study_id == study.id, CurationCandidate.external_key == key
-                )
-            ).first()
-            is not None
-        ):
-            raise ValueError(f"duplicate candidate key {key!r} in study {study.name!r}")
-        row = CurationCandidate(
-            study_id=study.id,
-            external_key=key,
-            source_hash=source_hash,
-            target_hash=target_hash,
-            instruction=instruction,
-            language=language or "en",
-            category=category,
-            filter_score=None if filter_score is None else float(filter_score),
-            filter_reason=filter_reason,
-            meta=dict(metadata) if metadata else None,
-            assigned_count=0,
-            order_key=(rng or self._rng_fork()).random(),
-        )
-        s.add(row)
-        s.flush()
-        return row.id
-
-    def add_candidate(
-        self,
-        study: StudyRef,
-        source_image: ImageLike,
-        instruction: str,
-        target_image: ImageLike,
-        filter_score: float | None = None,
-        filter_reason: str | None = None,
-        category: str | None = None,
-        language: str = "en",
-        metadata: Mapping[str, Any] | None = None,
-        key: str | None = None,
-    ) -> int:
-        """Add a (source, instruction, target) triplet to a curation study; returns the candidate id."""
-        source_hash, target_hash = self.images.put(source_image), self.images.put(target_image)
-        return self.db.run_write(
-            lambda s: self.insert_candidate(
-                s,
-                self._study(s, study),
-                source_hash,
-                instruction,
-                target_hash,
-                filter_score,
-                filter_reason,
-                category,
-                language,
-                metadata,
-                key,
             )
         )
 
@@ -515,8 +396,8 @@ class Workbench:
         """
         if choice not in CHOICES:
             raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
-        checked = _check_scores(scores)
-        comment = _check_text(comment or "", "comment", required=False)
+        checked = check_scores(scores)
+        comment = check_text(comment or "", "comment", required=False)
         if seconds_on_task is not None and (
             not isinstance(seconds_on_task, int | float) or seconds_on_task < 0
         ):
@@ -576,19 +457,7 @@ class Workbench:
 
         def write(s: Session) -> dict[str, Any] | None:
             st, rater = self._study(s, study), self._rater(s, rater_handle)
-            superseded = select(Vote.supersedes_id).where(Vote.supersedes_id.is_not(None))
-            last = s.scalars(
-                select(Vote)
-                .join(Impression, Impression.id == Vote.impression_id)
-                .where(
-                    Impression.study_id == st.id,
-                    Vote.rater_id == rater.id,
-                    Vote.choice != RETRACT,
-                    Vote.id.not_in(superseded),
-                )
-                .order_by(Vote.id.desc())
-                .limit(1)
-            ).first()
+            last = last_standing(s, Vote, Vote.choice, Impression, Vote.impression_id, st.id, rater.id)
             if last is None:
                 return None
             s.add(
@@ -624,156 +493,6 @@ class Workbench:
             scheduler.release_item(s, imp.item_id)
 
         self.db.run_write(write)
-
-    # ------------------------------------------------------------------ curation
-    def _candidate_view(self, s: Session, assignment: Assignment) -> dict[str, Any]:
-        cand = s.get(CurationCandidate, assignment.candidate_id)
-        done = s.scalar(
-            select(func.count()).where(
-                Assignment.rater_id == assignment.rater_id,
-                Assignment.study_id == assignment.study_id,
-                Assignment.candidate_id.is_not(None),
-                Assignment.status == "done",
-            )
-        )
-        total = s.scalar(select(func.count()).where(CurationCandidate.study_id == assignment.study_id))
-        return {
-            "candidate_id": cand.id,
-            "source_path": str(self.images.path(cand.source_hash)),
-            "target_path": str(self.images.path(cand.target_hash)),
-            "instruction": cand.instruction,
-            "language": cand.language,
-            "filter_score": cand.filter_score,
-            "filter_reason": cand.filter_reason,
-            "category": cand.category,
-            "progress": {"done": done or 0, "total": total or 0},
-        }
-
-    def next_candidate(self, study: StudyRef, rater_handle: str) -> dict[str, Any] | None:
-        """The next triplet to review (an undecided one first), or None when the rater is done."""
-        rng = self._rng_fork()
-
-        def write(s: Session) -> dict[str, Any] | None:
-            st, rater = self._study(s, study), self._rater(s, rater_handle)
-            if st.kind != "curation":
-                raise ValueError(f"study {st.name!r} is a preference study; use next_item")
-            assignment = s.scalars(
-                select(Assignment)
-                .where(
-                    Assignment.rater_id == rater.id,
-                    Assignment.study_id == st.id,
-                    Assignment.candidate_id.is_not(None),
-                    Assignment.status == "open",
-                )
-                .order_by(Assignment.id)
-                .limit(1)
-            ).first()
-            if assignment is None:
-                cand_id = scheduler.claim_candidate(s, st, rater.id, rng)
-                if cand_id is None:
-                    return None
-                assignment = Assignment(
-                    study_id=st.id, rater_id=rater.id, candidate_id=cand_id, status="open"
-                )
-                s.add(assignment)
-                s.flush()
-            return self._candidate_view(s, assignment)
-
-        return self.db.run_write(write)
-
-    def submit_decision(
-        self,
-        candidate_id: int,
-        rater_handle: str,
-        decision: str,
-        reasons: Iterable[str] = (),
-        note: str = "",
-        idempotency_key: str = "",
-    ) -> dict[str, Any]:
-        """Store accept/reject/flag with reasons from the study's taxonomy; same key -> ``stored: False``."""
-        if decision not in DECISIONS:
-            raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
-        reason_list = list(reasons or [])
-        note = _check_text(note or "", "note", required=False)
-
-        def write(s: Session) -> dict[str, Any]:
-            rater = self._rater(s, rater_handle)
-            existing = _by_key(s, Decision, idempotency_key)
-            if existing is not None:
-                if existing.candidate_id != candidate_id or existing.rater_id != rater.id:
-                    raise ValueError(
-                        f"idempotency key {idempotency_key!r} was already used for another decision"
-                    )
-                return {"decision_id": existing.id, "stored": False}
-            cand = s.get(CurationCandidate, candidate_id)
-            if cand is None:
-                raise LookupError(f"unknown candidate {candidate_id!r}")
-            allowed = s.get(Study, cand.study_id).reasons
-            unknown = [r for r in reason_list if r not in allowed]
-            if unknown:
-                raise ValueError(f"reason(s) {unknown} are not in the study's taxonomy {allowed}")
-            assignment = s.scalars(
-                select(Assignment).where(
-                    Assignment.rater_id == rater.id, Assignment.candidate_id == candidate_id
-                )
-            ).first()
-            if assignment is None:
-                raise PermissionError(f"candidate {candidate_id} was not given to rater {rater_handle!r}")
-            previous = _latest(s, Decision, Decision.assignment_id, assignment.id)
-            row = Decision(
-                assignment_id=assignment.id,
-                candidate_id=candidate_id,
-                rater_id=rater.id,
-                decision=decision,
-                reasons=reason_list,
-                note=note or "",
-                idempotency_key=idempotency_key,
-                supersedes_id=previous.id if previous else None,
-            )
-            s.add(row)
-            assignment.status = "done"
-            s.flush()
-            return {"decision_id": row.id, "stored": True}
-
-        return self.db.run_write(write)
-
-    def undo_decision(self, study: StudyRef, rater_handle: str) -> dict[str, Any] | None:
-        """Withdraw the rater's latest standing decision; returns the candidate to show again, or None."""
-
-        def write(s: Session) -> dict[str, Any] | None:
-            st, rater = self._study(s, study), self._rater(s, rater_handle)
-            superseded = select(Decision.supersedes_id).where(Decision.supersedes_id.is_not(None))
-            last = s.scalars(
-                select(Decision)
-                .join(Assignment, Assignment.id == Decision.assignment_id)
-                .where(
-                    Assignment.study_id == st.id,
-                    Decision.rater_id == rater.id,
-                    Decision.decision != RETRACT,
-                    Decision.id.not_in(superseded),
-                )
-                .order_by(Decision.id.desc())
-                .limit(1)
-            ).first()
-            if last is None:
-                return None
-            s.add(
-                Decision(
-                    assignment_id=last.assignment_id,
-                    candidate_id=last.candidate_id,
-                    rater_id=rater.id,
-                    decision=RETRACT,
-                    reasons=[],
-                    idempotency_key=f"undo-{uuid.uuid4()}",
-                    supersedes_id=last.id,
-                )
-            )
-            assignment = s.get(Assignment, last.assignment_id)
-            assignment.status = "open"
-            s.flush()
-            return self._candidate_view(s, assignment)
-
-        return self.db.run_write(write)
 
     # ------------------------------------------------------------------ statistics
     def stats(self, study: StudyRef, **options: Any) -> dict[str, Any]:

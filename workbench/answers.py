@@ -1,0 +1,69 @@
+"""Checks and lookups shared by the rating and curation halves of the facade (append-only answer chains)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import RETRACT, SCORE_NAMES
+
+
+def latest(s: Session, model, parent_column, parent_id: int):  # noqa: ANN001, ANN202 - ORM class / column
+    """The current row of an append-only chain (each new row supersedes the latest, so it has the highest id)."""
+    return s.scalars(
+        select(model).where(parent_column == parent_id).order_by(model.id.desc()).limit(1)
+    ).first()
+
+
+def by_key(s: Session, model, key: str):  # noqa: ANN001, ANN202
+    """The row holding idempotency ``key`` (None if new); refuses a missing key."""
+    if not key or not isinstance(key, str):
+        raise ValueError("an idempotency_key (non-empty string) is required")
+    return s.scalars(select(model).where(model.idempotency_key == key)).first()
+
+
+def check_text(value: str, what: str, required: bool = True) -> str:
+    """Refuse text that is not a string, blank when required, or holds NUL (PostgreSQL cannot store it)."""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise ValueError(f"{what} must be a non-empty string, got {value!r:.40}")
+    if "\x00" in value:
+        raise ValueError(f"{what} contains a NUL character (\\x00); remove it")
+    return value
+
+
+def check_scores(scores: Mapping[str, float] | None) -> dict[str, float | None]:
+    """The three optional 0-10 scores (semantic, quality, overall), validated; missing ones are None."""
+    scores = dict(scores or {})
+    unknown = set(scores) - set(SCORE_NAMES)
+    if unknown:
+        raise ValueError(f"unknown score name(s) {sorted(unknown)}; allowed: {list(SCORE_NAMES)}")
+    out: dict[str, float | None] = {}
+    for name in SCORE_NAMES:
+        value = scores.get(name)
+        if value is not None and not (isinstance(value, int | float) and 0 <= value <= 10):
+            raise ValueError(f"score {name!r} must be a number from 0 to 10, got {value!r}")
+        out[name] = None if value is None else float(value)
+    return out
+
+
+def last_standing(s: Session, model, answer_column, parent, parent_fk, study_id: int, rater_id: int):  # noqa: ANN001, ANN202
+    """The rater's newest answer in the study that is neither withdrawn nor superseded (what "undo" withdraws).
+
+    ``model`` is Vote or Decision, ``answer_column`` its choice/decision column, ``parent`` the table that carries
+    the study (Impression or Assignment) and ``parent_fk`` the answer's column pointing at it.
+    """
+    superseded = select(model.supersedes_id).where(model.supersedes_id.is_not(None))
+    return s.scalars(
+        select(model)
+        .join(parent, parent.id == parent_fk)
+        .where(
+            parent.study_id == study_id,
+            model.rater_id == rater_id,
+            answer_column != RETRACT,
+            model.id.not_in(superseded),
+        )
+        .order_by(model.id.desc())
+        .limit(1)
+    ).first()

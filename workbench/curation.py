@@ -1,0 +1,246 @@
+"""Curation half of the ``Workbench`` facade: candidate triplets, the review queue and append-only decisions.
+
+A mixin so the facade stays one object (CONTRACTS.md) while each half lives in its own module; it relies on the
+facade's ``db``, ``images``, ``_study``, ``_rater`` and ``_rng_fork``.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from db.models import DECISIONS, RETRACT, Assignment, CurationCandidate, Decision, Study
+from workbench import scheduler
+from workbench.answers import by_key, check_text, last_standing, latest
+from workbench.images import ImageLike
+
+StudyRef = int | str
+
+
+class CurationMixin:
+    """add_candidate / next_candidate / submit_decision / undo_decision."""
+
+    def insert_candidate(
+        self,
+        s: Session,
+        study: Study,
+        source_hash: str,
+        instruction: str,
+        target_hash: str,
+        filter_score: float | None = None,
+        filter_reason: str | None = None,
+        category: str | None = None,
+        language: str = "en",
+        metadata: Mapping[str, Any] | None = None,
+        key: str | None = None,
+        rng: random.Random | None = None,
+    ) -> int:
+        """Insert one curation candidate inside the caller's transaction (images already stored)."""
+        if study.kind != "curation":
+            raise ValueError(
+                f"study {study.name!r} is a {study.kind} study; candidates belong to curation studies"
+            )
+        check_text(instruction, "instruction")
+        if (
+            key is not None
+            and s.scalars(
+                select(CurationCandidate.id).where(
+                    CurationCandidate.study_id == study.id, CurationCandidate.external_key == key
+                )
+            ).first()
+            is not None
+        ):
+            raise ValueError(f"duplicate candidate key {key!r} in study {study.name!r}")
+        row = CurationCandidate(
+            study_id=study.id,
+            external_key=key,
+            source_hash=source_hash,
+            target_hash=target_hash,
+            instruction=instruction,
+            language=language or "en",
+            category=category,
+            filter_score=None if filter_score is None else float(filter_score),
+            filter_reason=filter_reason,
+            meta=dict(metadata) if metadata else None,
+            assigned_count=0,
+            order_key=(rng or self._rng_fork()).random(),
+        )
+        s.add(row)
+        s.flush()
+        return row.id
+
+    def add_candidate(
+        self,
+        study: StudyRef,
+        source_image: ImageLike,
+        instruction: str,
+        target_image: ImageLike,
+        filter_score: float | None = None,
+        filter_reason: str | None = None,
+        category: str | None = None,
+        language: str = "en",
+        metadata: Mapping[str, Any] | None = None,
+        key: str | None = None,
+    ) -> int:
+        """Add a (source, instruction, target) triplet to a curation study; returns the candidate id."""
+        source_hash, target_hash = self.images.put(source_image), self.images.put(target_image)
+        return self.db.run_write(
+            lambda s: self.insert_candidate(
+                s,
+                self._study(s, study),
+                source_hash,
+                instruction,
+                target_hash,
+                filter_score,
+                filter_reason,
+                category,
+                language,
+                metadata,
+                key,
+            )
+        )
+
+    # ------------------------------------------------------------------ curation
+    def _candidate_view(self, s: Session, assignment: Assignment) -> dict[str, Any]:
+        cand = s.get(CurationCandidate, assignment.candidate_id)
+        done = s.scalar(
+            select(func.count()).where(
+                Assignment.rater_id == assignment.rater_id,
+                Assignment.study_id == assignment.study_id,
+                Assignment.candidate_id.is_not(None),
+                Assignment.status == "done",
+            )
+        )
+        total = s.scalar(select(func.count()).where(CurationCandidate.study_id == assignment.study_id))
+        return {
+            "candidate_id": cand.id,
+            "source_path": str(self.images.path(cand.source_hash)),
+            "target_path": str(self.images.path(cand.target_hash)),
+            "instruction": cand.instruction,
+            "language": cand.language,
+            "filter_score": cand.filter_score,
+            "filter_reason": cand.filter_reason,
+            "category": cand.category,
+            "progress": {"done": done or 0, "total": total or 0},
+        }
+
+    def next_candidate(self, study: StudyRef, rater_handle: str) -> dict[str, Any] | None:
+        """The next triplet to review (an undecided one first), or None when the rater is done."""
+        rng = self._rng_fork()
+
+        def write(s: Session) -> dict[str, Any] | None:
+            st, rater = self._study(s, study), self._rater(s, rater_handle)
+            if st.kind != "curation":
+                raise ValueError(f"study {st.name!r} is a preference study; use next_item")
+            assignment = s.scalars(
+                select(Assignment)
+                .where(
+                    Assignment.rater_id == rater.id,
+                    Assignment.study_id == st.id,
+                    Assignment.candidate_id.is_not(None),
+                    Assignment.status == "open",
+                )
+                .order_by(Assignment.id)
+                .limit(1)
+            ).first()
+            if assignment is None:
+                cand_id = scheduler.claim_candidate(s, st, rater.id, rng)
+                if cand_id is None:
+                    return None
+                assignment = Assignment(
+                    study_id=st.id, rater_id=rater.id, candidate_id=cand_id, status="open"
+                )
+                s.add(assignment)
+                s.flush()
+            return self._candidate_view(s, assignment)
+
+        return self.db.run_write(write)
+
+    def submit_decision(
+        self,
+        candidate_id: int,
+        rater_handle: str,
+        decision: str,
+        reasons: Iterable[str] = (),
+        note: str = "",
+        idempotency_key: str = "",
+    ) -> dict[str, Any]:
+        """Store accept/reject/flag with reasons from the study's taxonomy; same key -> ``stored: False``."""
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
+        reason_list = list(reasons or [])
+        note = check_text(note or "", "note", required=False)
+
+        def write(s: Session) -> dict[str, Any]:
+            rater = self._rater(s, rater_handle)
+            existing = by_key(s, Decision, idempotency_key)
+            if existing is not None:
+                if existing.candidate_id != candidate_id or existing.rater_id != rater.id:
+                    raise ValueError(
+                        f"idempotency key {idempotency_key!r} was already used for another decision"
+                    )
+                return {"decision_id": existing.id, "stored": False}
+            cand = s.get(CurationCandidate, candidate_id)
+            if cand is None:
+                raise LookupError(f"unknown candidate {candidate_id!r}")
+            allowed = s.get(Study, cand.study_id).reasons
+            unknown = [r for r in reason_list if r not in allowed]
+            if unknown:
+                raise ValueError(f"reason(s) {unknown} are not in the study's taxonomy {allowed}")
+            assignment = s.scalars(
+                select(Assignment).where(
+                    Assignment.rater_id == rater.id, Assignment.candidate_id == candidate_id
+                )
+            ).first()
+            if assignment is None:
+                raise PermissionError(f"candidate {candidate_id} was not given to rater {rater_handle!r}")
+            previous = latest(s, Decision, Decision.assignment_id, assignment.id)
+            row = Decision(
+                assignment_id=assignment.id,
+                candidate_id=candidate_id,
+                rater_id=rater.id,
+                decision=decision,
+                reasons=reason_list,
+                note=note or "",
+                idempotency_key=idempotency_key,
+                supersedes_id=previous.id if previous else None,
+            )
+            s.add(row)
+            assignment.status = "done"
+            s.flush()
+            return {"decision_id": row.id, "stored": True}
+
+        return self.db.run_write(write)
+
+    def undo_decision(self, study: StudyRef, rater_handle: str) -> dict[str, Any] | None:
+        """Withdraw the rater's latest standing decision; returns the candidate to show again, or None."""
+
+        def write(s: Session) -> dict[str, Any] | None:
+            st, rater = self._study(s, study), self._rater(s, rater_handle)
+            last = last_standing(
+                s, Decision, Decision.decision, Assignment, Decision.assignment_id, st.id, rater.id
+            )
+            if last is None:
+                return None
+            s.add(
+                Decision(
+                    assignment_id=last.assignment_id,
+                    candidate_id=last.candidate_id,
+                    rater_id=rater.id,
+                    decision=RETRACT,
+                    reasons=[],
+                    idempotency_key=f"undo-{uuid.uuid4()}",
+                    supersedes_id=last.id,
+                )
+            )
+            assignment = s.get(Assignment, last.assignment_id)
+            assignment.status = "open"
+            s.flush()
+            return self._candidate_view(s, assignment)
+
+        return self.db.run_write(write)
