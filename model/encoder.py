@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 from PIL import Image
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.models.qwen2_5_vl.processing_qwen2_5_vl import Qwen2_5_VLProcessor
 from transformers.processing_utils import ProcessorMixin
 
@@ -102,12 +103,12 @@ def split_quoted(text: str) -> list[str]:
     return segments
 
 
-def _single_token_id(tokenizer, text: str) -> int | None:
+def _single_token_id(tokenizer: PreTrainedTokenizerBase, text: str) -> int | None:
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     return ids[0] if len(ids) == 1 else None
 
 
-def quote_aware_ids(tokenizer, text: str) -> list[int]:
+def quote_aware_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     """Tokenise each `split_quoted` segment on its own; a quoted character loses its wrapping curly quotes
     when the tokenisation starts with the '“' token and ends with the '”' token (ids 2073/854 in Qwen)."""
     open_id, close_id = _single_token_id(tokenizer, "“"), _single_token_id(tokenizer, "”")
@@ -172,7 +173,7 @@ class PromptTokens:
 
 
 def tokenize_prompt(
-    processor, image: Image.Image, instruction: str, prefix: str = QWEN25VL_PREFIX
+    processor: Qwen2_5_VLProcessor, image: Image.Image, instruction: str, prefix: str = QWEN25VL_PREFIX
 ) -> PromptTokens:
     """Build the official token sequence for one (image, instruction); the mask is the "!"-quirk `ids > 0`."""
     qwen_image = qwen_vl_utils_resize(image)
@@ -200,7 +201,9 @@ def tokenize_prompt(
     )
 
 
-def prefix_token_count(processor, image: Image.Image, prefix: str = QWEN25VL_PREFIX) -> int:
+def prefix_token_count(
+    processor: Qwen2_5_VLProcessor, image: Image.Image, prefix: str = QWEN25VL_PREFIX
+) -> int:
     """Number of tokens up to and including <|vision_start|>: the span a model should drop when it is not
     bound to the released checkpoints' constant 217 (used for small models with their own tokenizer)."""
     tokens = tokenize_prompt(processor, image, "", prefix)
@@ -210,8 +213,8 @@ def prefix_token_count(processor, image: Image.Image, prefix: str = QWEN25VL_PRE
 
 @torch.no_grad()
 def encode_prompt(
-    text_encoder,
-    processor,
+    text_encoder: PreTrainedModel,
+    processor: Qwen2_5_VLProcessor,
     image: Image.Image,
     instruction: str,
     max_length: int = DEFAULT_MAX_LENGTH,

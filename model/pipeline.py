@@ -22,6 +22,8 @@ from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransf
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import BaseOutput
 from PIL import Image
+from transformers import Qwen2_5_VLForConditionalGeneration
+from transformers.models.qwen2_5_vl.processing_qwen2_5_vl import Qwen2_5_VLProcessor
 
 from model.connector import Step1XEditConnector
 from model.encoder import DEFAULT_DROP_TOKENS, DEFAULT_MAX_LENGTH, QWEN25VL_PREFIX, encode_prompt
@@ -90,8 +92,8 @@ class Step1XEditPipeline(DiffusionPipeline):
 
     def __init__(
         self,
-        text_encoder,
-        processor,
+        text_encoder: Qwen2_5_VLForConditionalGeneration,
+        processor: Qwen2_5_VLProcessor,
         connector: Step1XEditConnector,
         transformer: FluxTransformer2DModel,
         vae: AutoencoderKL | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from model.images import ImageInputError, resize_to_size_level
 from model.pipeline import Step1XEditPipeline
@@ -165,3 +166,11 @@ def test_bf16_components_with_fp32_vae(photo) -> None:
     out = pipe(photo, "make it red", seed=1, **FAST)
     assert out.latents.dtype == torch.bfloat16 and pipe.vae.dtype == torch.float32
     assert torch.isfinite(out.latents.float()).all() and out.images[0].size == photo.size
+
+
+def test_real_photos_round_trip(tiny_pipe, examples_dir) -> None:
+    """The shared photos (incl. an RGBA PNG) go through the whole pipeline and come back at their size."""
+    for name in ("0000.jpg", "0001.png"):
+        source = examples_dir / name
+        out = tiny_pipe(source, "Add a hat", num_inference_steps=1, size_level=48, seed=0)
+        assert out.images[0].size == Image.open(source).size and out.images[0].mode == "RGB"
