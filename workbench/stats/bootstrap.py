@@ -37,15 +37,16 @@ def _cluster_rounds(
     n_clusters = len(uniques) + int(unlabelled.sum())
     # float32 sums are exact below 2^24 votes and halve the memory traffic of the products.
     dtype = np.float32 if len(codes) < 2**24 else np.float64
-    cells_by_cluster = sparse.csr_matrix(
+    # Column-major (CSC): the product streams through the clusters and scatters into the few hundred cells,
+    # which stay in cache (about twice as fast as CSR's random reads of the multiplicities).
+    cells_by_cluster = sparse.csc_matrix(
         (np.ones(len(codes), dtype=dtype), (cells.cell_of_vote, codes)), shape=(cells.n_cells, n_clusters)
     )
     out = np.empty((rounds, cells.n_cells))
     index_type = np.uint32 if n_clusters < 2**32 else np.int64  # 32-bit draws are about twice as fast
     for k in range(rounds):
         # Drawing n_clusters cluster indices with replacement; the bincount is the multinomial(uniform)
-        # multiplicity (rng.multinomial over 10^5 categories draws one binomial each, far slower). One
-        # sparse matrix-vector product per round keeps the multiplicity vector in cache.
+        # multiplicity (rng.multinomial over 10^5 categories draws one binomial each, far slower).
         picks = rng.integers(0, n_clusters, n_clusters, dtype=index_type)
         out[k] = cells_by_cluster @ np.bincount(picks, minlength=n_clusters).astype(dtype)
     return out
