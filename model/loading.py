@@ -420,10 +420,10 @@ def download_from_hub(repo_id: str, allow_patterns: list[str] | None = None) -> 
 
 def _official_hub_patterns(repo_id: str) -> list[str]:
     """For the official repo fetch only the newest DiT and the VAE (not both 25 GB DiTs nor the LoRA)."""
-    from huggingface_hub import list_repo_files
+    from huggingface_hub import model_info
 
-    try:
-        files = set(list_repo_files(repo_id))
+    try:  # one request (the tree listing would retry for a minute without network)
+        files = {sibling.rfilename for sibling in model_info(repo_id).siblings or []}
     except Exception:  # noqa: BLE001 - offline or unknown repo: let the snapshot call report it clearly
         return _HUB_PATTERNS
     if "model_index.json" in files:
