@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import gradio as gr
+from sqlalchemy.exc import OperationalError
 
 from workbench.ui.settings import AppSettings
 
@@ -43,8 +44,19 @@ def status_html(message: str, ok: bool = True) -> str:
     return f'<span class="{css}">{escape(message)}</span>'
 
 
+def storage_error_message(exc: BaseException) -> str:
+    """A rater-facing message for a failed write: what went wrong (no SQL, no URL) and that a retry is safe."""
+    reason = getattr(exc, "orig", None) or exc
+    reason = getattr(reason, "strerror", None) or str(reason).splitlines()[0][:120]
+    return (
+        f"Not saved: the database could not store this right now ({reason}). "
+        "Please try again in a moment; a retried answer is never stored twice."
+    )
+
+
 def user_errors(fn: F) -> F:
-    """Show the workbench's input errors (ValueError, LookupError) as a gr.Error message instead of 'Error'."""
+    """Show the workbench's input errors (ValueError, LookupError, PermissionError) and storage failures as a
+    gr.Error message instead of 'Error'."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -52,8 +64,10 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except (ValueError, LookupError) as exc:
+        except (ValueError, LookupError, PermissionError) as exc:
             raise gr.Error(str(exc).strip("'\"")) from exc
+        except (OperationalError, OSError) as exc:  # disk full, read-only database, database unreachable
+            raise gr.Error(storage_error_message(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
 

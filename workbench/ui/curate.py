@@ -121,6 +121,8 @@ def build(ctx: UIContext) -> gr.Dropdown:
         decide_api = gr.Button(visible=False)
 
     screen = [task, candidate, viewer, instruction, filter_info, progress, status, reasons, note]
+    # Progress and errors show on the status line only, never as an overlay over the answer controls.
+    events = {**DB_EVENT, "show_progress_on": [status]}
 
     def check(typed, secret, profile):
         handle = resolve_handle(typed, profile)
@@ -152,13 +154,13 @@ def build(ctx: UIContext) -> gr.Dropdown:
         require(restored, "Nothing to undo in this study.")
         return _screen(new_task(restored, PUBLIC_CANDIDATE_KEYS, study_name), "Last decision undone.")
 
-    start.click(on_next, [study, handle_box, password], screen, api_name="next_candidate", **DB_EVENT)
+    start.click(on_next, [study, handle_box, password], screen, api_name="next_candidate", **events)
     decide_api.click(
         on_decide,
         [task, handle_box, password, decision_box, reasons, note],
         screen,
         api_name="submit_decision",
-        **DB_EVENT,
+        **events,
     )
 
     def button_handler(decision: str):
@@ -174,7 +176,7 @@ def build(ctx: UIContext) -> gr.Dropdown:
             [task, handle_box, password, reasons, note],
             screen,
             api_visibility="private",
-            **DB_EVENT,
+            **events,
         )
-    undo.click(on_undo, [study, handle_box, password], screen, api_name="undo_decision", **DB_EVENT)
+    undo.click(on_undo, [study, handle_box, password], screen, api_name="undo_decision", **events)
     return study

@@ -18,7 +18,7 @@ from workbench.ui.context import (
     user_errors,
 )
 from workbench.ui.gpu import gpu
-from workbench.ui.uploads import read_upload
+from workbench.ui.uploads import clear_upload_errors, read_upload
 
 SIZE_LEVELS = [256, 384, 512, 768, 1024]
 MAX_INSTRUCTION_CHARS = 1000
@@ -126,12 +126,14 @@ def build(ctx: UIContext) -> gr.Dropdown:
     history = gr.State([])
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            image = gr.Image(
-                label="Image to edit",
-                type="filepath",
-                sources=["upload", "clipboard"],
-                elem_id="edit-input",
-                height=360,
+            image = clear_upload_errors(
+                gr.Image(
+                    label="Image to edit",
+                    type="filepath",
+                    sources=["upload", "clipboard"],
+                    elem_id="edit-input",
+                    height=360,
+                )
             )
             instruction = gr.Textbox(
                 label="Instruction (English or 中文)",
@@ -166,7 +168,11 @@ def build(ctx: UIContext) -> gr.Dropdown:
                 continue_btn = gr.Button("Continue from result", elem_id="edit-continue")
                 undo_btn = gr.Button("Undo last edit", elem_id="edit-undo")
             gallery = gr.Gallery(
-                label="History (this session)", columns=6, height=140, elem_id="edit-history"
+                label="History (this session)",
+                columns=6,
+                height=140,
+                object_fit="contain",
+                elem_id="edit-history",
             )
             with gr.Accordion("Send to a study (opt-in)", open=False):
                 gr.Markdown(

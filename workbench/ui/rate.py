@@ -158,6 +158,8 @@ def build(ctx: UIContext) -> gr.Dropdown:
         overall,
         comment,
     ]
+    # Progress and errors show on the status line only, never as an overlay over the answer controls.
+    events = {**DB_EVENT, "show_progress_on": [status]}
 
     @user_errors
     def on_next(study_name, typed, profile: gr.OAuthProfile | None = None):
@@ -189,15 +191,15 @@ def build(ctx: UIContext) -> gr.Dropdown:
         ctx.workbench.skip(t["public"]["impression_id"], handle)
         return _screen(next_item(ctx, t["study"], handle), "Skipped.")
 
-    start.click(on_next, [study, handle_box], screen, api_name="next_item", **DB_EVENT)
-    handle_box.submit(on_next, [study, handle_box], screen, api_visibility="private", **DB_EVENT)
+    start.click(on_next, [study, handle_box], screen, api_name="next_item", **events)
+    handle_box.submit(on_next, [study, handle_box], screen, api_visibility="private", **events)
     submit.click(
         on_submit,
         [task, study, handle_box, choice, semantic, quality, overall, comment],
         screen,
         api_name="submit_vote",
-        **DB_EVENT,
+        **events,
     )
-    undo.click(on_undo, [study, handle_box], screen, api_name="undo_vote", **DB_EVENT)
-    skip.click(on_skip, [task, handle_box], screen, api_name="skip", **DB_EVENT)
+    undo.click(on_undo, [study, handle_box], screen, api_name="undo_vote", **events)
+    skip.click(on_skip, [task, handle_box], screen, api_name="skip", **events)
     return study

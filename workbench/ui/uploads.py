@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 
@@ -11,6 +12,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_SIDE = 8192
 MAX_PIXELS = 40_000_000  # ~ 8K x 5K; the editor works at <= 1024 px anyway
 LIMIT = f"the limit is {MAX_SIDE} px per side and {MAX_PIXELS // 1_000_000} megapixels"
+UNREADABLE = (Image.DecompressionBombError, Image.DecompressionBombWarning, UnidentifiedImageError, OSError,
+              SyntaxError, ValueError)  # fmt: skip
+
+
+def upload_error(exc: BaseException) -> gr.Error:
+    """The message a user sees for an upload PIL cannot take."""
+    if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
+        return gr.Error(f"The image is too large to edit: {LIMIT}. Please downscale it first.")
+    return gr.Error("That file is not a readable image. Please upload a PNG, JPEG or WebP picture.")
 
 
 def read_upload(path: str | Path | None) -> Image.Image:
@@ -27,12 +37,8 @@ def read_upload(path: str | Path | None) -> Image.Image:
                 image.load()
     except gr.Error:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise gr.Error(f"The image is too large to edit: {LIMIT}. Please downscale it first.") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise gr.Error(
-            "That file is not a readable image. Please upload a PNG, JPEG or WebP picture."
-        ) from exc
+    except UNREADABLE as exc:
+        raise upload_error(exc) from exc
     return image.convert("RGB")
 
 
@@ -43,3 +49,27 @@ def _check_size(width: int, height: int) -> None:
         raise gr.Error(
             f"The image is too large to edit ({width}x{height}): {LIMIT}. Please downscale it first."
         )
+
+
+def clear_upload_errors(component: gr.Image) -> gr.Image:
+    """Make `component` report unusable uploads (not an image, decompression bomb) as a clear gr.Error.
+
+    Gradio opens the upload while preprocessing, before the handler runs, and reports failures as a bare
+    "Error". The instance's preprocess is wrapped rather than subclassing gr.Image, because Gradio writes a
+    .pyi stub next to the source of every Component subclass when it is defined.
+    """
+    inner = component.preprocess
+
+    @functools.wraps(inner)
+    def preprocess(payload):  # noqa: ANN001, ANN202 - same signature as gr.Image.preprocess
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                return inner(payload)
+            except gr.Error:
+                raise
+            except UNREADABLE as exc:
+                raise upload_error(exc) from exc
+
+    component.preprocess = preprocess
+    return component
