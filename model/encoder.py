@@ -240,7 +240,10 @@ def encode_prompt(
             drop_tokens,
             max_length,
         )
-    tokens = tokens.truncated(drop_tokens + max_length)
+    # Qwen only needs the tokens that are kept, but must see every image token it has features for.
+    image_positions = tokens.mm_token_type_ids[0].nonzero()
+    image_end = int(image_positions.max()) + 1 if len(image_positions) else 0
+    tokens = tokens.truncated(max(drop_tokens + max_length, image_end))
     outputs = text_encoder(
         input_ids=tokens.input_ids.to(device),
         attention_mask=tokens.attention_mask.to(device),

@@ -11,6 +11,8 @@ from PIL import Image
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from model.encoder import (
+    DEFAULT_DROP_TOKENS,
+    DEFAULT_MAX_LENGTH,
     QUOTE_START_INDEX,
     QWEN25VL_PREFIX,
     QWEN_MAX_PIXELS,
@@ -114,10 +116,12 @@ def test_apostrophe_char_splits_template_tail(processor) -> None:
     )
 
 
-def test_drop_and_pad_slicing(tiny_pipe) -> None:
-    """Embeddings are hidden_states[-1][drop:drop+max_length], zero-padded, with mask ones over the kept span."""
+@pytest.mark.parametrize(("drop", "max_length"), [(None, 64), (DEFAULT_DROP_TOKENS, DEFAULT_MAX_LENGTH)])
+def test_drop_and_pad_slicing(tiny_pipe, drop, max_length) -> None:
+    """Embeddings are hidden_states[-1][drop:drop+max_length], zero-padded, with mask ones over the kept span
+    (with the tiny tokenizer's own drop count, and with the official 217 / 640)."""
     encoder, processor = tiny_pipe.text_encoder, tiny_pipe.processor
-    drop = tiny_pipe.config.drop_tokens
+    drop = tiny_pipe.config.drop_tokens if drop is None else drop
     tokens = tokenize_prompt(processor, IMAGE, "make the sky green")
     with torch.no_grad():
         full = encoder(
@@ -128,13 +132,13 @@ def test_drop_and_pad_slicing(tiny_pipe) -> None:
             image_grid_thw=tokens.image_grid_thw,
             output_hidden_states=True,
         ).hidden_states[-1][0]
-    kept = full.shape[0] - drop
+    kept = min(max_length, full.shape[0] - drop)
     emb, mask = encode_prompt(
-        encoder, processor, IMAGE, "make the sky green", max_length=64, drop_tokens=drop
+        encoder, processor, IMAGE, "make the sky green", max_length=max_length, drop_tokens=drop
     )
-    assert emb.shape == (1, 64, full.shape[1]) and mask.shape == (1, 64)
+    assert emb.shape == (1, max_length, full.shape[1]) and mask.shape == (1, max_length)
     assert int(mask.sum()) == kept and mask[0, :kept].all()
-    assert torch.allclose(emb[0, :kept], full[drop:], atol=1e-6)
+    assert torch.allclose(emb[0, :kept], full[drop : drop + kept], atol=1e-6)
     assert torch.count_nonzero(emb[0, kept:]) == 0
 
 
