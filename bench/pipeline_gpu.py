@@ -57,6 +57,8 @@ INSTRUCTION = "Make the car blue"  # the DiT always sees 640 text slots, so its 
 
 @dataclass
 class Row:
+    """One measured (or skipped) edit."""
+
     config: str
     size_level: int
     seconds: float | None
@@ -73,6 +75,7 @@ class Row:
 
 @contextmanager
 def default_dtype(dtype: torch.dtype):
+    """Construct modules in ``dtype`` (transformers builds Qwen's weights in the default dtype)."""
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -143,6 +146,7 @@ def full_size_qwen(processor, device: torch.device, dtype: torch.dtype, seed: in
 
 
 def full_size_pipeline(device: torch.device, seed: int) -> Step1XEditPipeline:
+    """The official-size pipeline (v1.1) with seeded random weights, on ``device``."""
     from diffusers import AutoencoderKL, FluxTransformer2DModel
 
     from model.tiny import flux_scheduler, tiny_processor
@@ -171,10 +175,13 @@ def full_size_pipeline(device: torch.device, seed: int) -> Step1XEditPipeline:
     )
 
 
-def tiny_cpu_pipeline(seed: int) -> Step1XEditPipeline:
+def build_pipeline(tiny: bool, device: torch.device, seed: int) -> Step1XEditPipeline:
+    """Full size on ``device``, or the project's tiny random pipeline (CPU smoke test)."""
+    if not tiny:
+        return full_size_pipeline(device, seed)
     from model.tiny import tiny_pipeline
 
-    return tiny_pipeline(seed=seed)
+    return tiny_pipeline(seed=seed).to(device)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -183,6 +190,7 @@ def tiny_cpu_pipeline(seed: int) -> Step1XEditPipeline:
 
 
 def parse_config(config: str) -> set[str]:
+    """``"offload,fp8"`` -> ``{"offload", "fp8"}``; ``"base"`` -> no options."""
     options = set() if config == "base" else set(config.split(","))
     unknown = options - KNOWN_OPTIONS
     if unknown:
@@ -210,11 +218,13 @@ def apply_options(pipe: Step1XEditPipeline, options: set[str]) -> str:
 
 
 def psnr(a: Image.Image, b: Image.Image) -> float:
+    """PSNR in dB of two 8-bit images (``inf`` when identical)."""
     mse = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def test_image(size: int, seed: int) -> Image.Image:
+def synthetic_image(size: int, seed: int) -> Image.Image:
+    """A square RGB test picture: two gradients and a noise channel."""
     rng = np.random.default_rng(seed)
     ramp = np.linspace(0, 255, size, dtype=np.float64)
     pixels = np.stack(
@@ -224,6 +234,7 @@ def test_image(size: int, seed: int) -> Image.Image:
 
 
 def timed_edit(pipe, image, steps: int, size: int, seed: int, device: torch.device):
+    """One edit: (output image, seconds, (peak allocated GB, peak reserved GB) or Nones off CUDA)."""
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -240,15 +251,15 @@ def timed_edit(pipe, image, steps: int, size: int, seed: int, device: torch.devi
 
 
 def run(args: argparse.Namespace) -> list[Row]:
+    """Every configuration x size level, each configuration on a fresh pipeline."""
     device = torch.device(args.device or ("cpu" if args.tiny else "cuda"))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: run with --tiny for the CPU smoke test")
-    build = tiny_cpu_pipeline if args.tiny else full_size_pipeline
     rows: list[Row] = []
     base_outputs: dict[int, Image.Image] = {}
     for config in args.configs:
         options = parse_config(config)
-        pipe = build(args.seed) if args.tiny else build(device, args.seed)
+        pipe = build_pipeline(args.tiny, device, args.seed)
         pipe.set_progress_bar_config(disable=True)
         note = apply_options(pipe, options)
         for size in args.sizes:
@@ -256,7 +267,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                 rows.append(Row(config, size, None, None, None, None, note))
                 print(format_row(rows[-1], args.tiny), flush=True)
                 continue
-            image = test_image(size, args.seed)
+            image = synthetic_image(size, args.seed)
             if args.warmup_steps:  # kernels, allocator, compile graphs for this resolution
                 pipe(
                     image=image,
@@ -281,6 +292,8 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 
 def format_row(row: Row, tiny: bool) -> str:
+    """One table line (with the official H800 figures for the full-size model)."""
+
     def num(value, fmt):
         return "-" if value is None else format(value, fmt)
 
@@ -297,6 +310,7 @@ def format_row(row: Row, tiny: bool) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
+    """Parse the command line, run, print the table (and write JSON); returns the rows."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny", action="store_true", help="tiny random model on the CPU (smoke test)")
     parser.add_argument(

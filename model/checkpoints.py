@@ -69,6 +69,8 @@ class CheckpointMismatchError(ValueError):
 
 @dataclass(frozen=True)
 class TensorInfo:
+    """A tensor as a safetensors header declares it (dtype name as in the file, e.g. ``BF16``)."""
+
     dtype: str
     shape: tuple[int, ...]
 
@@ -82,6 +84,8 @@ class TensorInfo:
 
 @dataclass
 class SafetensorsHeader:
+    """The parsed header of one file (or the merged headers of shards)."""
+
     tensors: dict[str, TensorInfo]
     metadata: dict[str, str]
     problems: list[str] = field(default_factory=list)  # inconsistencies that do not stop inspection
@@ -218,6 +222,7 @@ def build_on_meta(module_cls: type, config: Mapping) -> torch.nn.Module:
 
 
 def module_shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    """State-dict key -> shape (works on meta modules)."""
     return {name: tuple(t.shape) for name, t in module.state_dict().items()}
 
 
@@ -303,6 +308,7 @@ class CompatibilityReport:
         return asdict(self) | {"compatible": self.compatible}
 
     def to_text(self) -> str:
+        """The human-readable report ``inspect`` prints."""
         dtypes = ", ".join(f"{d} ({n})" for d, n in sorted(self.dtypes.items()))
         version = f" ({self.version})" if self.version and self.version not in self.format else ""
         lines = [

@@ -52,7 +52,7 @@ def test_tiny_run_times_every_config_and_compares_outputs_with_base(tmp_path, ca
 
 def test_psnr_and_option_parsing():
     bench = load_bench()
-    image = bench.test_image(32, seed=1)
+    image = bench.synthetic_image(32, seed=1)
     assert bench.psnr(image, image) == math.inf
     noisy = bench.Image.fromarray((bench.np.asarray(image) ^ 1).astype("uint8"))
     assert 45 < bench.psnr(image, noisy) < 50  # every value off by one: 48.1 dB
