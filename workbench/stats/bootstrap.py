@@ -18,8 +18,9 @@ from scipy import sparse
 from workbench.stats.bradley_terry import DEFAULT_RIDGE, INIT_RATING, fit_bt_matrix, to_elo
 from workbench.stats.votes import PairCells, VotesError, pair_cells, validate_votes, win_mass
 
-# Rounds fitted per batch: (rounds x p x p) float64 arrays of ~16 MB.
+# Batch sizes: (rounds x p x p) float64 for the fit (~16 MB), (rounds x clusters) float32 draws (~32 MB).
 _FIT_BATCH_ELEMENTS = 2_000_000
+_DRAW_BATCH_ELEMENTS = 8_000_000
 
 
 def _vote_rounds(counts: np.ndarray, rounds: int, rng: np.random.Generator) -> np.ndarray:
@@ -38,17 +39,23 @@ def _cluster_rounds(
     # float32 sums are exact below 2^24 votes and halve the memory traffic of the products.
     dtype = np.float32 if len(codes) < 2**24 else np.float64
     # Column-major (CSC): the product streams through the clusters and scatters into the few hundred cells,
-    # which stay in cache (about twice as fast as CSR's random reads of the multiplicities).
+    # which stay in cache.
     cells_by_cluster = sparse.csc_matrix(
         (np.ones(len(codes), dtype=dtype), (cells.cell_of_vote, codes)), shape=(cells.n_cells, n_clusters)
     )
     out = np.empty((rounds, cells.n_cells))
     index_type = np.uint32 if n_clusters < 2**32 else np.int64  # 32-bit draws are about twice as fast
-    for k in range(rounds):
-        # Drawing n_clusters cluster indices with replacement; the bincount is the multinomial(uniform)
-        # multiplicity (rng.multinomial over 10^5 categories draws one binomial each, far slower).
-        picks = rng.integers(0, n_clusters, n_clusters, dtype=index_type)
-        out[k] = cells_by_cluster @ np.bincount(picks, minlength=n_clusters).astype(dtype)
+    step = max(1, _DRAW_BATCH_ELEMENTS // n_clusters)
+    draws = np.empty((step, n_clusters), dtype=dtype)
+    for start in range(0, rounds, step):
+        size = min(step, rounds - start)
+        for k in range(size):
+            # n_clusters cluster indices drawn with replacement; their bincount is the multinomial(uniform)
+            # multiplicity (rng.multinomial over 10^5 categories draws one binomial each, far slower).
+            picks = rng.integers(0, n_clusters, n_clusters, dtype=index_type)
+            draws[k] = np.bincount(picks, minlength=n_clusters)
+        # One product per batch of rounds (~25% less CPU than a mat-vec per round).
+        out[start : start + size] = (cells_by_cluster @ np.ascontiguousarray(draws[:size].T)).T
     return out
 
 
