@@ -7,9 +7,18 @@ from typing import Any
 import gradio as gr
 
 from workbench.ui.auth import is_admin
-from workbench.ui.context import DB_EVENT, UIContext, require, status_html, study_picker, user_errors
+from workbench.ui.context import (
+    DB_EVENT,
+    UIContext,
+    require,
+    status_html,
+    study_names,
+    study_picker,
+    user_errors,
+)
 from workbench.ui.rating import HANDLE_RE
 from workbench.ui.results import as_frame
+from workbench.ui.study_io import export_zip, import_upload
 
 
 def check_admin(ctx: UIContext, password: str | None, profile: gr.OAuthProfile | None) -> None:
@@ -22,16 +31,21 @@ def check_admin(ctx: UIContext, password: str | None, profile: gr.OAuthProfile |
 def create_study(
     ctx: UIContext, name: str, kind: str, k: float, gold_rate: float, guidelines: str, upload: str | None
 ) -> str:
-    """Create a study; with an upload (manifest or zip) its items/candidates are imported too."""
+    """Create a study (or reuse one with this name) and import the upload (manifest or zip) into it."""
     name = (name or "").strip()
     require(name, "Give the study a name.")
     require(len(name) <= 200, "Study names are at most 200 characters.")
     wb = ctx.workbench
-    wb.create_study(name, kind=kind, k=int(k), gold_rate=float(gold_rate), guidelines=guidelines or "")
+    exists = name in study_names(ctx)
+    require(exists or kind in ("preference", "curation"), "Pick the study kind.")
+    if not exists:
+        wb.create_study(name, kind=kind, k=int(k), gold_rate=float(gold_rate), guidelines=guidelines or "")
     if not upload:
-        return status_html(f"Created {kind} study '{name}' (empty).")
-    report = wb.import_study(name, upload)
-    return status_html(f"Created {kind} study '{name}' and imported {report}.")
+        require(not exists, f"A study named '{name}' already exists: upload a manifest to import into it.")
+        return status_html(f"Created {kind} study '{name}' (empty: import items into it next).")
+    report = import_upload(wb, name, upload)
+    verb = "Imported into existing" if exists else "Created"
+    return status_html(f"{verb} {report['kind']} study '{name}': {report['imported']} rows imported.")
 
 
 def add_raters(ctx: UIContext, handles: str, role: str) -> str:
@@ -99,7 +113,7 @@ def build(ctx: UIContext) -> gr.Dropdown:
     )
     show.click(guarded(progress_table), [password, study], [progress], api_visibility="private", **DB_EVENT)
     export.click(
-        guarded(lambda c, s: str(c.workbench.export_study(s, c.settings.export_dir))),
+        guarded(lambda c, s: str(export_zip(c.workbench, s, c.settings.export_dir))),
         [password, study],
         [export_file],
         api_visibility="private",

@@ -55,7 +55,8 @@ def leaderboard_plot(rows: list[dict[str, Any]]) -> plt.Figure:
         return fig
     df = pd.DataFrame(rows).sort_values("rating")
     y = np.arange(len(df))
-    err = np.vstack([df["rating"] - df["ci_low"], df["ci_high"] - df["rating"]])
+    # A percentile bootstrap interval need not contain the point estimate (few votes): clip, do not fail.
+    err = np.clip(np.vstack([df["rating"] - df["ci_low"], df["ci_high"] - df["rating"]]), 0, None)
     ax.errorbar(df["rating"], y, xerr=err, fmt="o", capsize=4, color="#4338ca")
     ax.set_yticks(y, [f"{s} (n={v})" for s, v in zip(df["system"], df["votes"], strict=True)])
     ax.set_xlabel("Bradley-Terry rating (95% CI)")

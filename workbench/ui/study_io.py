@@ -1,0 +1,76 @@
+"""Admin uploads and downloads: import a manifest or a zip (manifest + images) into a study; export a study.
+
+The parsing and validation live in workbench.importers / workbench.export; this module only unpacks the upload
+safely and picks the right importer.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from workbench.export import export_study
+from workbench.importers import import_finetune_metadata, import_manifest
+
+MAX_UNPACKED_BYTES = 4 * 1024**3
+MAX_MEMBERS = 200_000
+MANIFEST_NAMES = ("manifest.jsonl", "manifest.csv", "metadata.json")
+
+
+def _safe_extract(archive: Path, dest: Path) -> None:
+    """Extract `archive` into `dest`, refusing absolute paths, '..', links and zip bombs."""
+    with zipfile.ZipFile(archive) as zf:
+        members = zf.infolist()
+        if len(members) > MAX_MEMBERS:
+            raise ValueError(f"the zip holds {len(members)} files; at most {MAX_MEMBERS} are accepted")
+        if sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
+            raise ValueError("the zip unpacks to more than 4 GiB")
+        for m in members:
+            name = PurePosixPath(m.filename)
+            if name.is_absolute() or ".." in name.parts or (m.external_attr >> 16) & 0o170000 == 0o120000:
+                raise ValueError(f"unsafe path in the zip: {m.filename!r}")
+        zf.extractall(dest)
+
+
+def _find_manifest(root: Path) -> Path:
+    """The manifest at the top of the zip (or inside its single top-level folder)."""
+    for folder in (root, *[p for p in root.iterdir() if p.is_dir()]):
+        for name in MANIFEST_NAMES:
+            if (folder / name).is_file():
+                return folder / name
+    raise ValueError(f"no manifest in the zip: expected one of {', '.join(MANIFEST_NAMES)} at its top level")
+
+
+def import_upload(wb: Any, study: str, upload: str | Path) -> dict[str, Any]:
+    """Import an uploaded .jsonl/.csv manifest, fine-tuning metadata.json, or a .zip holding one plus images."""
+    upload = Path(upload)
+    if upload.suffix.lower() != ".zip":
+        return _import_file(wb, study, upload)
+    with tempfile.TemporaryDirectory(prefix="study-import-") as tmp:
+        _safe_extract(upload, Path(tmp))
+        return _import_file(wb, study, _find_manifest(Path(tmp)))
+
+
+def _import_file(wb: Any, study: str, path: Path) -> dict[str, Any]:
+    if path.suffix.lower() == ".json":
+        return import_finetune_metadata(wb, study, path)
+    if path.suffix.lower() in (".jsonl", ".csv"):
+        return import_manifest(wb, study, path)
+    raise ValueError(
+        f"{path.name}: upload a .jsonl/.csv manifest, a metadata.json, or a .zip with one of them"
+    )
+
+
+def export_zip(wb: Any, study: str, folder: Path) -> Path:
+    """All tables of the study (CSV and JSONL) in one zip under `folder`."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in study)[:80] or "study"
+    with tempfile.TemporaryDirectory(prefix="study-export-") as tmp:
+        files = export_study(wb, study, tmp, formats=("csv", "jsonl"))
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"export-{safe}.zip"
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in files:
+                zf.write(f, f.name)
+    return target
