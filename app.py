@@ -24,8 +24,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
-    p.add_argument("--db", default=None, help="database URL (default: sqlite:///<data-dir>/workbench.db)")
-    p.add_argument("--model", default=None, help="local folder or Hub id (default: the embedded nano model)")
+    p.add_argument(
+        "--db", default=os.environ.get("WORKBENCH_DB"), help="database URL (default: SQLite in --data-dir)"
+    )
+    p.add_argument(
+        "--model",
+        default=os.environ.get("STUDIO_MODEL"),
+        help="local folder or Hub id (default: embedded nano model)",
+    )
     p.add_argument("--data-dir", default=os.environ.get("STUDIO_DATA_DIR", "data"))
     p.add_argument("--no-demo", action="store_true", help="do not create the demo studies on first start")
     return p.parse_args(argv)
