@@ -211,6 +211,21 @@ def prefix_token_count(
     return tokens.input_ids[0].tolist().index(vision_start_id) + 1
 
 
+def official_position_ids(text_encoder: PreTrainedModel, tokens: PromptTokens) -> torch.Tensor:
+    """Qwen2.5-VL M-RoPE positions [3, 1, n] as transformers 4.x computed them for the released model.
+
+    Masked tokens (every "!") took position 1 there; transformers 5 gives them 0. Their own hidden states
+    are kept in the embeddings, so the old value is restored here.
+    """
+    positions, _ = text_encoder.model.get_rope_index(
+        tokens.input_ids,
+        tokens.mm_token_type_ids,
+        image_grid_thw=tokens.image_grid_thw,
+        attention_mask=tokens.attention_mask,
+    )
+    return positions.masked_fill(tokens.attention_mask[None].eq(0), 1)
+
+
 @torch.no_grad()
 def encode_prompt(
     text_encoder: PreTrainedModel,
@@ -247,6 +262,7 @@ def encode_prompt(
     outputs = text_encoder(
         input_ids=tokens.input_ids.to(device),
         attention_mask=tokens.attention_mask.to(device),
+        position_ids=official_position_ids(text_encoder, tokens).to(device),
         mm_token_type_ids=tokens.mm_token_type_ids.to(device),
         pixel_values=tokens.pixel_values.to(device, text_encoder.dtype),
         image_grid_thw=tokens.image_grid_thw.to(device),

@@ -19,6 +19,7 @@ from model.encoder import (
     QWEN_MIN_PIXELS,
     build_messages,
     encode_prompt,
+    official_position_ids,
     prefix_token_count,
     quote_aware_ids,
     qwen_vl_utils_resize,
@@ -187,3 +188,46 @@ def test_official_image_token_budget(size, rounded, image_tokens) -> None:
     processor = Qwen2VLImageProcessorPil(min_pixels=QWEN_MIN_PIXELS, max_pixels=QWEN_MAX_PIXELS)
     grid = processor(images=[image], return_tensors="pt")["image_grid_thw"]
     assert int(grid.prod()) // 4 == image_tokens
+
+
+def test_masked_tokens_take_position_one_as_in_transformers_4(tiny_pipe) -> None:
+    """The released model was encoded with transformers 4.x, whose M-RoPE ids start from ones: a masked "!"
+    keeps position 1 there (transformers 5 would give it 0). Everything else is the model's own rule."""
+    encoder = tiny_pipe.text_encoder
+    tokens = tokenize_prompt(tiny_pipe.processor, IMAGE, "make it red! now")
+    ours = official_position_ids(encoder, tokens)
+    default = encoder.model.compute_3d_position_ids(
+        tokens.input_ids,
+        tokens.image_grid_thw,
+        None,
+        None,
+        tokens.attention_mask,
+        None,
+        mm_token_type_ids=tokens.mm_token_type_ids,
+    )
+    masked = tokens.attention_mask[0] == 0
+    assert int(masked.sum()) == 1
+    assert (ours[:, 0, masked] == 1).all() and (default[:, 0, masked] == 0).all()
+    assert torch.equal(ours[:, 0, ~masked], default[:, 0, ~masked])
+    # The "!" position changes that token's own state, which is part of the kept embeddings.
+    emb, mask = encode_prompt(
+        encoder,
+        tiny_pipe.processor,
+        IMAGE,
+        "make it red! now",
+        max_length=64,
+        drop_tokens=tiny_pipe.config.drop_tokens,
+    )
+    with torch.no_grad():
+        plain = encoder(
+            input_ids=tokens.input_ids,
+            attention_mask=tokens.attention_mask,
+            mm_token_type_ids=tokens.mm_token_type_ids,
+            pixel_values=tokens.pixel_values,
+            image_grid_thw=tokens.image_grid_thw,
+            output_hidden_states=True,
+        ).hidden_states[-1][0, tiny_pipe.config.drop_tokens :]
+    index = int(masked.nonzero()[0]) - tiny_pipe.config.drop_tokens
+    assert not torch.allclose(emb[0, index], plain[index])
+    others = torch.arange(int(mask.sum())) != index
+    assert torch.allclose(emb[0, : int(mask.sum())][others], plain[: int(mask.sum())][others], atol=1e-6)
