@@ -1,7 +1,7 @@
 """Content-addressed image store: every image is kept once, as lossless PNG, named by the sha256 of its bytes.
 
-PNG input is stored byte-for-byte (what the rater sees is exactly what was imported); other formats are decoded
-and re-encoded as PNG, which is lossless with respect to the decoded pixels.
+Every input is decoded and re-encoded as PNG, which is lossless with respect to the decoded pixels and drops
+metadata chunks (they can name the system that made an output, which would unblind raters).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Refuse decompression bombs well before PIL's own (warning-only) threshold bites.
 MAX_PIXELS = 64_000_000
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
 
 ImageLike = str | os.PathLike | bytes | Image.Image
@@ -33,7 +32,7 @@ def _encode_png(img: Image.Image) -> bytes:
     if img.mode not in PNG_MODES:
         img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    img.save(buf, format="PNG", icc_profile=img.info.get("icc_profile"))  # colour kept, metadata dropped
     return buf.getvalue()
 
 
@@ -54,8 +53,8 @@ def _png_bytes(image: ImageLike) -> bytes:
             if img.width * img.height > MAX_PIXELS:
                 raise ImageStoreError(f"image {label} is too large ({img.width}x{img.height})")
             img.load()  # decode fully: truncated files fail here, not later in a rater's browser
-            if raw.startswith(PNG_SIGNATURE):
-                return raw
+            # PNGs are re-encoded too: their text/EXIF chunks often name the model that made them ("Software:
+            # <system>"), which would unblind a rater who opens the file. Pixels are kept losslessly.
             return _encode_png(img)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ImageStoreError(f"not a readable image: {label} ({exc})") from exc

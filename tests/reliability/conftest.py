@@ -66,3 +66,9 @@ def workbench(db_url: str, tmp_path: Path):
     wb = service.Workbench(db_url=db_url, data_dir=str(tmp_path / "data"))
     wb.init()
     return wb
+
+
+@pytest.fixture(scope="session")
+def app_transport(load_raters: ModuleType) -> ModuleType:
+    """bench/app_transport.py: start/kill the app as a subprocess, drive it with gradio_client."""
+    return load_by_path("app_transport", ROOT / "bench" / "app_transport.py")

@@ -1,0 +1,274 @@
+"""Security and fault behaviour of the running app (python app.py, driven over HTTP and in Chromium).
+
+One app serves the whole module: its SQLite database and data folder sit on a small tmpfs (when this runs as
+root) so the disk can be filled; a secret password and token are in its environment so the log can be checked.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from PIL import Image, PngImagePlugin
+
+from db.backup import table_counts
+
+pytestmark = pytest.mark.slow
+
+SYSTEMS = ("zorblax-7f3", "quenvik-9c1")  # distinctive, so any leak is found by a plain text search
+PASSWORD = "pw-S3cr3t-4dm1n-8812"
+TOKEN = "hf_TESTTOKENdoNotLog0123456789"
+XSS = "<img src=x onerror=window.__pwned=1>"
+PRIVATE_COMMENT = "r1-private-comment-5521"
+
+
+@dataclass
+class LiveApp:
+    url: str
+    db_url: str
+    data_dir: Path
+    log_path: Path
+    fs: Path | None  # the tmpfs mount (None: not root, the disk-full test skips)
+
+
+def _output_with_metadata(colour: tuple[int, int, int], system: str) -> bytes:
+    """A PNG output whose text chunk names the system that made it (as many pipelines write)."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", f"{system} pipeline")
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), colour).save(buf, "PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def _seed(db_url: str, data_dir: Path) -> None:
+    from workbench.service import Workbench
+
+    wb = Workbench(db_url=db_url, data_dir=str(data_dir))
+    wb.init()
+    outputs = {
+        s: _output_with_metadata(c, s) for s, c in zip(SYSTEMS, [(200, 20, 20), (20, 20, 200)], strict=True)
+    }
+    source = Image.new("RGB", (64, 64), (90, 90, 90))
+    wb.create_study("blind", kind="preference", k=3)
+    for i in range(40):
+        wb.add_item("blind", source, f"make item {i} brighter", outputs=outputs)
+    wb.create_study("xss-study", kind="preference", k=3)
+    wb.add_item("xss-study", source, f"make it red {XSS}", outputs=outputs)
+    for handle in ("r1", "r2", "r3"):
+        wb.add_rater(handle)
+    wb.close()
+
+
+def _mount_tmpfs(path: Path, size: str = "48m") -> bool:
+    path.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    return done.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def live_app(tmp_path_factory: pytest.TempPathFactory, app_transport: ModuleType) -> Iterator[LiveApp]:
+    base = tmp_path_factory.mktemp("live_app")
+    fs = base / "fs"
+    mounted = _mount_tmpfs(fs)
+    db_url, data_dir = f"sqlite:///{fs / 'wb.db'}", fs / "data"
+    _seed(db_url, data_dir)
+    env = {"STUDIO_ADMIN_PASSWORD": PASSWORD, "HF_TOKEN": TOKEN, "GRADIO_TEMP_DIR": str(base / "gradio_tmp")}
+    server = app_transport.AppServer(db_url, data_dir, base / "app.log", env=env)
+    server.start()
+    try:
+        yield LiveApp(server.url, db_url, data_dir, base / "app.log", fs if mounted else None)
+    finally:
+        server.stop()
+        if mounted:
+            subprocess.run(["umount", "-l", str(fs)], check=False)
+
+
+def _client(app: LiveApp):
+    from gradio_client import Client
+
+    return Client(app.url, verbose=False, download_files=False)
+
+
+def _next(client, study: str, handle: str) -> tuple:
+    return client.predict(study, handle, api_name="/next_item")
+
+
+def _vote(client, study: str, handle: str, choice: str = "A", comment: str = "") -> tuple:
+    return client.predict(study, handle, choice, None, None, None, comment, api_name="/submit_vote")
+
+
+def _vote_rows(app: LiveApp) -> list:
+    engine = sa.create_engine(app.db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT v.*, r.handle FROM votes v JOIN raters r ON r.id = v.rater_id")
+        ).all()
+    engine.dispose()
+    return rows
+
+
+def test_admin_and_curation_actions_need_auth(live_app: LiveApp) -> None:
+    from gradio_client.exceptions import AppError
+
+    client = _client(live_app)
+    for secret in ("", "wrong-password"):
+        with pytest.raises(AppError, match="(?i)admin|password"):
+            client.predict(secret, "blind", api_name="/stats")
+        with pytest.raises(AppError, match="(?i)curator|admin|password"):
+            client.predict("blind", "r1", secret, api_name="/next_candidate")
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    # Study creation, rater management and exports are not callable by name at all (private endpoints).
+    assert not {"/create_study", "/add_raters", "/export"} & set(api)
+    assert client.predict(PASSWORD, "blind", api_name="/stats") is not None
+
+
+def test_a_rater_cannot_act_as_or_read_another_rater(live_app: LiveApp) -> None:
+    from gradio_client.exceptions import AppError
+
+    r1 = _client(live_app)
+    shown = _next(r1, "blind", "r1")[0]
+    _vote(r1, "blind", "r1", comment=PRIVATE_COMMENT)
+    r1_screen = _next(r1, "blind", "r1")[0]
+    before = table_counts(live_app.db_url)
+    # The session holds r1's impression; submitting it under r2's handle must be refused, and store nothing.
+    with pytest.raises(AppError) as refused:
+        _vote(r1, "blind", "r2")
+    assert (
+        "r2" in str(refused.value) or "not given" in str(refused.value) or "another" in str(refused.value)
+    ), f"refusal does not say why: {refused.value}"
+    assert table_counts(live_app.db_url) == before
+    # r2 sees neither r1's vote nor comment, and r2's undo cannot touch r1's vote.
+    r2 = _client(live_app)
+    responses = [_next(r2, "blind", "r2")]
+    with pytest.raises(AppError, match="(?i)nothing to undo"):
+        r2.predict("blind", "r2", api_name="/undo_vote")
+    assert PRIVATE_COMMENT not in repr(responses)
+    mine = [r for r in _vote_rows(live_app) if r.impression_id == shown["impression_id"]]
+    assert len(mine) == 1 and mine[0].handle == "r1" and mine[0].comment == PRIVATE_COMMENT
+    assert r1_screen["impression_id"] != shown["impression_id"]
+
+
+def test_system_identities_never_reach_a_rater(live_app: LiveApp) -> None:
+    """Scanned: the page HTML, the app config, every API response of a rating session, the image URLs and
+    file names, and the image bytes themselves (PNG text chunks name their system)."""
+    leaks = re.compile("|".join(re.escape(s) for s in SYSTEMS), re.IGNORECASE)
+    seen: list[tuple[str, str]] = []
+    page = httpx.get(live_app.url, timeout=30)
+    seen += [("page", page.text)]
+    seen += [("config", httpx.get(live_app.url + "config", timeout=30).text)]
+    client = _client(live_app)
+    for _ in range(3):
+        outputs = _next(client, "blind", "r3")
+        seen.append(("next_item", repr(outputs)))
+        shown = outputs[0]
+        for key in ("source_url", "left_url", "right_url"):
+            url = shown[key]
+            seen.append((f"{key} url", url))
+            body = httpx.get(httpx.URL(live_app.url).join(url), timeout=30)
+            assert body.status_code == 200, url
+            seen.append((f"{key} bytes", body.content.decode("latin-1")))
+        seen.append(("submit_vote", repr(_vote(client, "blind", "r3", "B"))))
+    found = [(where, m.group(0)) for where, text in seen for m in [leaks.search(text)] if m]
+    assert found == [], f"system identity leaked to a rater: {found}"
+
+
+def test_upload_size_is_limited(live_app: LiveApp) -> None:
+    big = b"\0" * (21 * 1024 * 1024)  # the app allows 20 MB
+    reply = httpx.post(
+        live_app.url + "gradio_api/upload", files={"files": ("big.png", big, "image/png")}, timeout=60
+    )
+    assert reply.status_code == 413, (reply.status_code, reply.text[:200])
+
+
+def _chromium() -> str | None:
+    return os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
+
+
+@pytest.mark.browser
+def test_instruction_and_comment_are_escaped_in_the_browser(live_app: LiveApp) -> None:
+    if not _chromium():
+        pytest.skip("Chromium not found (set CHROMIUM_PATH or apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]  # fmt: skip
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), headless=True, args=args)
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(live_app.url)
+        page.wait_for_load_state("networkidle")
+        page.get_by_role("tab", name="Rate").click()
+        page.locator("#rate-handle textarea, #rate-handle input").first.fill("r1")
+        study = page.locator("#rate-study input").first
+        study.fill("xss-study")
+        study.press("Enter")
+        page.locator("#rate-start").click()
+        expect(page.locator("#rate-instruction")).to_contain_text("onerror=window.__pwned=1", timeout=30_000)
+        page.get_by_role("radio", name="A (left)").check()
+        page.get_by_text("Optional: scores (0-10) and comment").click()
+        page.locator("#rate-comment textarea").fill(XSS)
+        page.locator("#rate-submit").click()
+        expect(page.locator("#rate-status")).to_contain_text("Saved", timeout=30_000)
+        assert page.evaluate("typeof window.__pwned") == "undefined", "injected markup ran in the page"
+        assert page.locator("#rate-instruction img").count() == 0
+        browser.close()
+    comments = [r.comment for r in _vote_rows(live_app) if r.handle == "r1"]
+    assert XSS in comments, "the comment must be stored verbatim (escaping happens on display)"
+
+
+def test_full_disk_gives_a_clear_error_and_acknowledges_only_what_is_stored(live_app: LiveApp) -> None:
+    from gradio_client.exceptions import AppError
+
+    if live_app.fs is None:
+        pytest.skip("needs root to mount a small tmpfs for the database")
+    client = _client(live_app)
+    _next(client, "blind", "r2")
+    filler = live_app.fs / "filler"
+    with open(filler, "wb") as fh, pytest.raises(OSError):  # fill the disk to the last byte
+        while True:
+            fh.write(b"\0" * 65536)
+            fh.flush()
+    acknowledged, error, failed_on = [], None, None
+    try:
+        for _ in range(60):  # SQLite's WAL may absorb a few commits before a write finally fails
+            shown = _next(client, "blind", "r2")[0]
+            try:
+                _vote(client, "blind", "r2", "tie")
+            except AppError as exc:
+                error, failed_on = str(exc), shown["impression_id"]
+                break
+            acknowledged.append(shown["impression_id"])
+    finally:
+        filler.unlink()
+    assert error is not None, "filling the disk never made a vote fail"
+    assert re.search(r"(?i)disk|full|read-only|database", error), f"unclear error for the rater: {error!r}"
+    stored = [r.impression_id for r in _vote_rows(live_app) if r.handle == "r2" and r.choice == "tie"]
+    assert set(acknowledged) <= set(stored), "a vote was acknowledged but not stored"
+    # With space back, the same session retries the same vote (same key): stored exactly once.
+    _vote(client, "blind", "r2", "tie")
+    retried = [r for r in _vote_rows(live_app) if r.impression_id == failed_on]
+    assert len(retried) == 1, retried
+    with sqlite3.connect(sa.make_url(live_app.db_url).database) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_no_secret_or_token_is_logged(live_app: LiveApp) -> None:
+    """Runs last: the log of everything above must not contain the admin password or the HF token."""
+    log = live_app.log_path.read_text(errors="replace")
+    assert "Ready in" in log, "the app log was not captured"
+    assert PASSWORD not in log and TOKEN not in log

@@ -1,0 +1,79 @@
+"""Facade-level guarantees: blindness (no system identity in what a rater gets, including image bytes),
+per-rater isolation, and a read-only database refusing a vote clearly without acknowledging it."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from PIL import Image, PngImagePlugin
+
+from db.backup import table_counts
+
+SYSTEMS = ("zorblax-7f3", "quenvik-9c1")
+
+
+def _tagged_png(system: str, colour: tuple[int, int, int]) -> bytes:
+    """An output whose PNG text chunk names its system, as many pipelines write."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", f"{system} pipeline")
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), colour).save(buf, "PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def study(workbench) -> str:
+    outputs = {s: _tagged_png(s, c) for s, c in zip(SYSTEMS, [(250, 0, 0), (0, 0, 250)], strict=True)}
+    workbench.create_study("blind", kind="preference", k=2)
+    for i in range(3):
+        workbench.add_item("blind", Image.new("RGB", (32, 32), (9, 9, 9)), f"item {i}", outputs=outputs)
+    workbench.add_rater("r1")
+    workbench.add_rater("r2")
+    return "blind"
+
+
+def test_nothing_a_rater_receives_names_a_system(workbench, study: str) -> None:
+    imp = workbench.next_item(study, "r1")
+    texts = [json.dumps(imp, default=str)]
+    for key in ("source_path", "left_path", "right_path"):
+        texts += [Path(imp[key]).name, Path(imp[key]).read_bytes().decode("latin-1")]
+    leaks = [s for s in SYSTEMS for t in texts if s.lower() in t.lower()]
+    assert leaks == [], f"system identity reaches the rater: {leaks}"
+
+
+def test_a_rater_cannot_vote_on_another_raters_impression(workbench, study: str, db_url: str) -> None:
+    imp = workbench.next_item(study, "r1")
+    before = table_counts(db_url)
+    with pytest.raises(PermissionError):
+        workbench.submit_vote(imp["impression_id"], "r2", "A", idempotency_key="k-r2")
+    with pytest.raises((PermissionError, ValueError, LookupError)):
+        workbench.skip(imp["impression_id"], "r2")
+    assert table_counts(db_url) == before
+    assert workbench.undo_vote(study, "r2") is None  # r2 has nothing to undo; r1's impression untouched
+
+
+def test_read_only_database_refuses_votes_clearly(workbench, study: str, db_url: str, tmp_path: Path) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the read-only URI is a SQLite feature")
+    from workbench.service import Workbench
+    from workbench.ui.context import storage_error_message
+
+    imp = workbench.next_item(study, "r1")
+    workbench.close()
+    path = db_url.removeprefix("sqlite:///")
+    before = table_counts(db_url)
+    ro = Workbench(db_url=f"sqlite:///file:{path}?mode=ro&uri=true", data_dir=str(tmp_path / "data"))
+    with pytest.raises(Exception) as refused:  # noqa: PT011 - the type is the driver's; the message is checked
+        ro.submit_vote(imp["impression_id"], "r1", "A", idempotency_key="k-ro")
+    ro.close()
+    assert "readonly" in str(refused.value).replace("-", "").lower()
+    assert "Not saved" in storage_error_message(refused.value) and "readonly" in storage_error_message(
+        refused.value
+    )
+    assert table_counts(db_url) == before
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
