@@ -97,13 +97,15 @@ def test_options_are_validated(tiny_pipe, photo) -> None:
         tiny_pipe.enable_fp8_weights()
 
 
-def test_text_encoder_offload_keeps_output(photo) -> None:
+@pytest.mark.parametrize("streamed", [True, False])
+def test_text_encoder_offload_keeps_output(photo, streamed: bool) -> None:
     pipe = tiny_pipeline(seed=4)
     pipe.set_progress_bar_config(disable=True)
-    plain = pipe(photo, "make it red", seed=3, **FAST).latents
-    pipe.enable_text_encoder_offload()
+    plain = pipe(photo, "make it red!", seed=3, **FAST).latents
+    pipe.enable_text_encoder_offload(streamed=streamed)
     assert pipe.text_encoder.device.type == "cpu"
-    assert torch.equal(plain, pipe(photo, "make it red", seed=3, **FAST).latents)
+    assert torch.equal(plain, pipe(photo, "make it red!", seed=3, **FAST).latents)
+    assert pipe.text_encoder.device.type == "cpu"
 
 
 def test_save_and_reload_diffusers_layout(tiny_pipe, photo, tmp_path) -> None:
