@@ -117,15 +117,10 @@ def test_apostrophe_char_splits_template_tail(processor) -> None:
     )
 
 
-@pytest.mark.parametrize(("drop", "max_length"), [(None, 64), (DEFAULT_DROP_TOKENS, DEFAULT_MAX_LENGTH)])
-def test_drop_and_pad_slicing(tiny_pipe, drop, max_length) -> None:
-    """Embeddings are hidden_states[-1][drop:drop+max_length], zero-padded, with mask ones over the kept span
-    (with the tiny tokenizer's own drop count, and with the official 217 / 640)."""
-    encoder, processor = tiny_pipe.text_encoder, tiny_pipe.processor
-    drop = tiny_pipe.config.drop_tokens if drop is None else drop
-    tokens = tokenize_prompt(processor, IMAGE, "make the sky green")
+def _last_hidden_state(encoder, tokens) -> torch.Tensor:
+    """hidden_states[-1] of one untruncated forward with the model's own position ids."""
     with torch.no_grad():
-        full = encoder(
+        return encoder(
             input_ids=tokens.input_ids,
             attention_mask=tokens.attention_mask,
             mm_token_type_ids=tokens.mm_token_type_ids,
@@ -133,6 +128,16 @@ def test_drop_and_pad_slicing(tiny_pipe, drop, max_length) -> None:
             image_grid_thw=tokens.image_grid_thw,
             output_hidden_states=True,
         ).hidden_states[-1][0]
+
+
+@pytest.mark.parametrize(("drop", "max_length"), [(None, 64), (DEFAULT_DROP_TOKENS, DEFAULT_MAX_LENGTH)])
+def test_drop_and_pad_slicing(tiny_pipe, drop, max_length) -> None:
+    """Embeddings are hidden_states[-1][drop:drop+max_length], zero-padded, with mask ones over the kept span
+    (with the tiny tokenizer's own drop count, and with the official 217 / 640)."""
+    encoder, processor = tiny_pipe.text_encoder, tiny_pipe.processor
+    drop = tiny_pipe.config.drop_tokens if drop is None else drop
+    tokens = tokenize_prompt(processor, IMAGE, "make the sky green")
+    full = _last_hidden_state(encoder, tokens)
     kept = min(max_length, full.shape[0] - drop)
     emb, mask = encode_prompt(
         encoder, processor, IMAGE, "make the sky green", max_length=max_length, drop_tokens=drop
@@ -218,15 +223,7 @@ def test_masked_tokens_take_position_one_as_in_transformers_4(tiny_pipe) -> None
         max_length=64,
         drop_tokens=tiny_pipe.config.drop_tokens,
     )
-    with torch.no_grad():
-        plain = encoder(
-            input_ids=tokens.input_ids,
-            attention_mask=tokens.attention_mask,
-            mm_token_type_ids=tokens.mm_token_type_ids,
-            pixel_values=tokens.pixel_values,
-            image_grid_thw=tokens.image_grid_thw,
-            output_hidden_states=True,
-        ).hidden_states[-1][0, tiny_pipe.config.drop_tokens :]
+    plain = _last_hidden_state(encoder, tokens)[tiny_pipe.config.drop_tokens :]
     index = int(masked.nonzero()[0]) - tiny_pipe.config.drop_tokens
     assert not torch.allclose(emb[0, index], plain[index])
     others = torch.arange(int(mask.sum())) != index
