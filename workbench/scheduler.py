@@ -1,4 +1,5 @@
-"""Choosing what a rater sees next. All functions run inside the caller's write transaction.
+"""Choosing what a rater sees next. All functions run inside the caller's write transaction
+(they take its Connection: ``session.connection()``).
 
 Rules (issue #3): a rater never gets the same item twice (UNIQUE(rater, item) on assignments); each item reaches k
 raters (an atomic guarded ``UPDATE ... SET assigned_count = assigned_count + 1 WHERE assigned_count < k``, safe on
@@ -14,10 +15,19 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import exists, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, exists, func, insert, select, update
+from sqlalchemy.engine import Connection
 
 from db.models import Assignment, CurationCandidate, GoldItem, Impression, Item, Output, PairCount, utcnow
+
+# Table-level statements on a Connection: no ORM unit-of-work overhead on the per-screen hot path.
+ASSIGNMENTS, CANDIDATES, GOLD = Assignment.__table__, CurationCandidate.__table__, GoldItem.__table__
+IMPRESSIONS, ITEMS, OUTPUTS, PAIR_COUNTS = (
+    Impression.__table__,
+    Item.__table__,
+    Output.__table__,
+    PairCount.__table__,
+)
 
 # How many queue-head rows to draw from: enough to randomise each rater's order, small enough to stay O(1).
 CANDIDATE_WINDOW = 48
@@ -37,87 +47,120 @@ class StudyRecord:
     pair_mode: str
 
 
-def open_impression(s: Session, study_id: int, rater_id: int) -> int | None:
-    """The rater's oldest unanswered impression (re-shown after a restart, a reload or an undo)."""
-    return s.scalar(
-        select(Impression.id)
-        .where(Impression.rater_id == rater_id, Impression.study_id == study_id, Impression.status == "open")
-        .order_by(Impression.id)
-        .limit(1)
+B = bindparam
+
+# Statements are built once (bind parameters only): building a SQLAlchemy statement per call costs more CPU
+# than running it, and this runs on every screen a rater sees.
+_OPEN_IMPRESSION = (
+    select(IMPRESSIONS.c.id)
+    .where(IMPRESSIONS.c.rater_id == B("rater_id"), IMPRESSIONS.c.study_id == B("study_id"))
+    .where(IMPRESSIONS.c.status == "open")
+    .order_by(IMPRESSIONS.c.id)
+    .limit(1)
+)
+
+
+def _unseen(target_id_column, assignment_column):  # noqa: ANN001, ANN202 - SQL expressions
+    """No assignment of this rater points at the row (the "never twice" rule, served by UNIQUE(rater, item))."""
+    return ~exists().where(ASSIGNMENTS.c.rater_id == B("rater_id"), assignment_column == target_id_column)
+
+
+def _queue(table, *conditions):  # noqa: ANN001, ANN202
+    """Head of a claim queue: unseen rows under k, least covered first, in the fixed random order."""
+    return (
+        select(table.c.id, table.c.assigned_count)
+        .where(table.c.study_id == B("study_id"), table.c.assigned_count < B("k"), *conditions)
+        .order_by(table.c.assigned_count, table.c.order_key)
+        .limit(CANDIDATE_WINDOW)
     )
 
 
-def _unseen(target_id_column, assignment_column, rater_id: int):  # noqa: ANN001, ANN202 - SQL expressions
-    """No assignment of this rater points at the row (the "never twice" rule, served by UNIQUE(rater, item))."""
-    return ~exists().where(Assignment.rater_id == rater_id, assignment_column == target_id_column)
+def _claim(table):  # noqa: ANN001, ANN202
+    return (
+        update(table)
+        .where(table.c.id == B("row_id"), table.c.assigned_count < B("k"))
+        .values(assigned_count=table.c.assigned_count + 1)
+    )
 
 
-def _claim_from_queue(s: Session, model, conditions, k: int, rng: random.Random):  # noqa: ANN001, ANN202
-    """Claim one row of ``model`` (items or candidates) for a rater: least covered first, random within that."""
-    rows = s.execute(
-        select(model.id, model.assigned_count)
-        .where(*conditions, model.assigned_count < k)
-        .order_by(model.assigned_count, model.order_key)
-        .limit(CANDIDATE_WINDOW)
-    ).all()
+_ITEM_QUEUE = _queue(ITEMS, ITEMS.c.is_gold.is_(False), _unseen(ITEMS.c.id, ASSIGNMENTS.c.item_id))
+_CANDIDATE_QUEUE = _queue(CANDIDATES, _unseen(CANDIDATES.c.id, ASSIGNMENTS.c.candidate_id))
+_CLAIM = {ITEMS.name: _claim(ITEMS), CANDIDATES.name: _claim(CANDIDATES)}
+_GOLD_QUEUE = (
+    select(ITEMS.c.id)
+    .where(
+        ITEMS.c.study_id == B("study_id"),
+        ITEMS.c.is_gold.is_(True),
+        _unseen(ITEMS.c.id, ASSIGNMENTS.c.item_id),
+    )
+    .order_by(ITEMS.c.order_key)
+    .limit(CANDIDATE_WINDOW)
+)
+_GOLD_OUTPUT = select(GOLD.c.good_output_id).where(GOLD.c.item_id == B("item_id"))
+_OUTPUTS = select(OUTPUTS.c.system_id, OUTPUTS.c.id).where(OUTPUTS.c.item_id == B("item_id"))
+_PAIR_COUNTS = select(
+    PAIR_COUNTS.c.system_lo, PAIR_COUNTS.c.system_hi, PAIR_COUNTS.c.shown, PAIR_COUNTS.c.lo_left
+).where(
+    PAIR_COUNTS.c.study_id == B("study_id"),
+    PAIR_COUNTS.c.system_lo.in_(B("systems", expanding=True)),
+    PAIR_COUNTS.c.system_hi.in_(B("systems", expanding=True)),
+)
+_BUMP_PAIR = (
+    update(PAIR_COUNTS)
+    .where(
+        PAIR_COUNTS.c.study_id == B("b_study"),
+        PAIR_COUNTS.c.system_lo == B("lo"),
+        PAIR_COUNTS.c.system_hi == B("hi"),
+    )
+    .values(shown=PAIR_COUNTS.c.shown + 1, lo_left=PAIR_COUNTS.c.lo_left + B("left_inc"))
+)
+_NEW_PAIR = insert(PAIR_COUNTS)
+_NEW_ASSIGNMENT = insert(ASSIGNMENTS).returning(ASSIGNMENTS.c.id)
+_NEW_IMPRESSION = insert(IMPRESSIONS).returning(IMPRESSIONS.c.id)
+_RELEASE = (
+    update(ITEMS)
+    .where(ITEMS.c.id == B("item_id"), ITEMS.c.is_gold.is_(False), ITEMS.c.assigned_count > 0)
+    .values(assigned_count=ITEMS.c.assigned_count - 1)
+)
+_COUNT_ITEMS = select(func.count()).where(ITEMS.c.study_id == B("study_id"), ITEMS.c.is_gold.is_(False))
+
+
+def open_impression(conn: Connection, study_id: int, rater_id: int) -> int | None:
+    """The rater's oldest unanswered impression (re-shown after a restart, a reload or an undo)."""
+    return conn.scalar(_OPEN_IMPRESSION, {"rater_id": rater_id, "study_id": study_id})
+
+
+def _claim_from_queue(conn: Connection, table, queue, study: StudyRecord, rater_id: int, rng: random.Random):  # noqa: ANN001, ANN202
+    """Claim one row (item or candidate) for a rater: least covered first, random within that."""
+    params = {"study_id": study.id, "rater_id": rater_id, "k": study.k}
+    rows = conn.execute(queue, params).all()
     while rows:
         least = rows[0].assigned_count
-        pool = [r for r in rows if r.assigned_count == least]
-        pick = rng.choice(pool)
-        claimed = s.execute(
-            update(model)
-            .where(model.id == pick.id, model.assigned_count < k)
-            .values(assigned_count=model.assigned_count + 1)
-        ).rowcount
-        if claimed:
+        pick = rng.choice([r for r in rows if r.assigned_count == least])
+        if conn.execute(_CLAIM[table.name], {"row_id": pick.id, "k": study.k}).rowcount:
             return pick.id
         rows = [r for r in rows if r.id != pick.id]  # another replica took the last slot: try the next one
     return None
 
 
-def claim_item(s: Session, study: StudyRecord, rater_id: int, rng: random.Random) -> int | None:
+def claim_item(conn: Connection, study: StudyRecord, rater_id: int, rng: random.Random) -> int | None:
     """Reserve a regular item for the rater (counts toward k), or None when nothing is left for them."""
-    conditions = (
-        Item.study_id == study.id,
-        Item.is_gold.is_(False),
-        _unseen(Item.id, Assignment.item_id, rater_id),
-    )
-    return _claim_from_queue(s, Item, conditions, study.k, rng)
+    return _claim_from_queue(conn, ITEMS, _ITEM_QUEUE, study, rater_id, rng)
 
 
-def claim_gold(s: Session, study: StudyRecord, rater_id: int, rng: random.Random) -> int | None:
+def claim_gold(conn: Connection, study: StudyRecord, rater_id: int, rng: random.Random) -> int | None:
     """A gold item this rater has not seen yet (gold items are shown to every rater; they do not use k)."""
-    ids = s.scalars(
-        select(Item.id)
-        .where(
-            Item.study_id == study.id, Item.is_gold.is_(True), _unseen(Item.id, Assignment.item_id, rater_id)
-        )
-        .order_by(Item.order_key)
-        .limit(CANDIDATE_WINDOW)
-    ).all()
+    ids = conn.scalars(_GOLD_QUEUE, {"study_id": study.id, "rater_id": rater_id}).all()
     return rng.choice(ids) if ids else None
 
 
-def claim_candidate(s: Session, study: StudyRecord, rater_id: int, rng: random.Random) -> int | None:
+def claim_candidate(conn: Connection, study: StudyRecord, rater_id: int, rng: random.Random) -> int | None:
     """Reserve a curation candidate for the rater (k reviewers per candidate)."""
-    conditions = (
-        CurationCandidate.study_id == study.id,
-        _unseen(CurationCandidate.id, Assignment.candidate_id, rater_id),
-    )
-    return _claim_from_queue(s, CurationCandidate, conditions, study.k, rng)
-
-
-def _pair_counts(s: Session, study_id: int, systems: list[int]) -> dict[tuple[int, int], tuple[int, int]]:
-    rows = s.execute(
-        select(PairCount.system_lo, PairCount.system_hi, PairCount.shown, PairCount.lo_left).where(
-            PairCount.study_id == study_id, PairCount.system_lo.in_(systems), PairCount.system_hi.in_(systems)
-        )
-    ).all()
-    return {(r.system_lo, r.system_hi): (r.shown, r.lo_left) for r in rows}
+    return _claim_from_queue(conn, CANDIDATES, _CANDIDATE_QUEUE, study, rater_id, rng)
 
 
 def choose_pair(
-    s: Session,
+    conn: Connection,
     study_id: int,
     item_id: int,
     rng: random.Random,
@@ -125,13 +168,14 @@ def choose_pair(
     priority: PairPriority | None = None,
 ) -> tuple[int, int]:
     """Pick two outputs of the item and their sides; returns (left, right) output ids, updating the counters."""
-    outputs = dict(s.execute(select(Output.system_id, Output.id).where(Output.item_id == item_id)).all())
+    outputs = dict(conn.execute(_OUTPUTS, {"item_id": item_id}).all())
     if len(outputs) < 2:
         raise ValueError(f"item {item_id} has fewer than two outputs; nothing to compare")
     pairs = list(itertools.combinations(sorted(outputs), 2))
     if must_include is not None:
         pairs = [p for p in pairs if must_include in (outputs[p[0]], outputs[p[1]])]
-    counts = _pair_counts(s, study_id, sorted(outputs))
+    rows = conn.execute(_PAIR_COUNTS, {"study_id": study_id, "systems": sorted(outputs)}).all()
+    counts = {(r.system_lo, r.system_hi): (r.shown, r.lo_left) for r in rows}
 
     def rank(pair: tuple[int, int]) -> tuple[float, int, float]:
         # Most uncertain first (when asked), then least shown, then random.
@@ -141,34 +185,16 @@ def choose_pair(
     lo, hi = min(pairs, key=rank)
     shown, lo_left = counts.get((lo, hi), (0, 0))
     lo_on_left = lo_left * 2 < shown or (lo_left * 2 == shown and rng.random() < 0.5)
-    _bump_pair(s, study_id, lo, hi, lo_on_left)
+    pair = {"b_study": study_id, "lo": lo, "hi": hi, "left_inc": int(lo_on_left)}
+    if not conn.execute(_BUMP_PAIR, pair).rowcount:
+        # First impression of this pair; a concurrent first insert loses on the primary key and is retried.
+        conn.execute(_NEW_PAIR, {"study_id": study_id, "system_lo": lo, "system_hi": hi, "shown": 1,
+                                 "lo_left": int(lo_on_left)})  # fmt: skip
     return (outputs[lo], outputs[hi]) if lo_on_left else (outputs[hi], outputs[lo])
 
 
-def _bump_pair(s: Session, study_id: int, lo: int, hi: int, lo_on_left: bool) -> None:
-    bumped = s.execute(
-        update(PairCount)
-        .where(PairCount.study_id == study_id, PairCount.system_lo == lo, PairCount.system_hi == hi)
-        .values(shown=PairCount.shown + 1, lo_left=PairCount.lo_left + int(lo_on_left))
-    ).rowcount
-    if not bumped:  # first impression of this pair; a concurrent first insert loses and the write is retried
-        s.execute(
-            insert(PairCount).values(
-                study_id=study_id, system_lo=lo, system_hi=hi, shown=1, lo_left=int(lo_on_left)
-            )
-        )
-
-
-def _gold_output(s: Session, item_id: int | None) -> int | None:
-    return (
-        None
-        if item_id is None
-        else s.scalar(select(GoldItem.good_output_id).where(GoldItem.item_id == item_id))
-    )
-
-
 def create_impression(
-    s: Session,
+    conn: Connection,
     study: StudyRecord,
     rater_id: int,
     rng: random.Random,
@@ -177,40 +203,34 @@ def create_impression(
     """Claim the next item (gold at the study's rate) and log a new impression; its id, or None when done."""
     item_id, good_output = None, None
     if study.gold_rate > 0 and rng.random() < study.gold_rate:
-        item_id = claim_gold(s, study, rater_id, rng)
-        good_output = _gold_output(s, item_id)
+        item_id = claim_gold(conn, study, rater_id, rng)
     if item_id is None:
-        item_id = claim_item(s, study, rater_id, rng)
+        item_id = claim_item(conn, study, rater_id, rng)
     if item_id is None and study.gold_rate > 0:
         # Regular items are used up: still show the gold items this rater has not had, so every rater is scored.
-        item_id = claim_gold(s, study, rater_id, rng)
-        good_output = _gold_output(s, item_id)
+        item_id = claim_gold(conn, study, rater_id, rng)
     if item_id is None:
         return None
-    assignment_id = s.scalar(
-        insert(Assignment)
-        .values(study_id=study.id, rater_id=rater_id, item_id=item_id, status="open", created_at=utcnow())
-        .returning(Assignment.id)
+    if study.gold_rate > 0:
+        good_output = conn.scalar(_GOLD_OUTPUT, {"item_id": item_id})
+    now = utcnow()
+    assignment_id = conn.scalar(
+        _NEW_ASSIGNMENT,
+        {"study_id": study.id, "rater_id": rater_id, "item_id": item_id, "status": "open", "created_at": now},
     )
-    left, right = choose_pair(s, study.id, item_id, rng, must_include=good_output, priority=priority)
-    return s.scalar(
-        insert(Impression)
-        .values(
-            study_id=study.id, rater_id=rater_id, item_id=item_id, assignment_id=assignment_id,
-            left_output_id=left, right_output_id=right, status="open", shown_at=utcnow(),
-        )
-        .returning(Impression.id)
+    left, right = choose_pair(conn, study.id, item_id, rng, must_include=good_output, priority=priority)
+    return conn.scalar(
+        _NEW_IMPRESSION,
+        {"study_id": study.id, "rater_id": rater_id, "item_id": item_id, "assignment_id": assignment_id,
+         "left_output_id": left, "right_output_id": right, "status": "open", "shown_at": now},
     )  # fmt: skip
 
 
-def release_item(s: Session, item_id: int) -> None:
+def release_item(conn: Connection, item_id: int) -> None:
     """Give back a slot of k (after a skip) so another rater can take the item."""
-    s.execute(
-        update(Item)
-        .where(Item.id == item_id, Item.is_gold.is_(False), Item.assigned_count > 0)
-        .values(assigned_count=Item.assigned_count - 1)
-    )
+    conn.execute(_RELEASE, {"item_id": item_id})
 
 
-def count_items(s: Session, study_id: int) -> int:
-    return s.scalar(select(func.count()).where(Item.study_id == study_id, Item.is_gold.is_(False))) or 0
+def count_items(conn: Connection, study_id: int) -> int:
+    """Regular (non-gold) items in the study."""
+    return conn.scalar(_COUNT_ITEMS, {"study_id": study_id}) or 0

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from db.engine import Database, default_url
 from db.migrate import upgrade
@@ -46,6 +46,30 @@ from workbench.curation import CurationMixin, StudyRef
 from workbench.images import ImageLike, ImageStore
 
 PAIR_PRIORITY_TTL_S = 60.0
+
+
+def _impression_view_statement():  # noqa: ANN202
+    """What a rater's screen needs for one impression (built once; see scheduler.py on why)."""
+    imps, items, outputs = Impression.__table__, Item.__table__, Output.__table__
+    left, right = outputs.alias("left_output"), outputs.alias("right_output")
+    return (
+        select(
+            imps.c.study_id, items.c.id.label("item_id"), items.c.instruction, items.c.language, items.c.category,
+            items.c.source_hash, left.c.image_hash.label("left_hash"), right.c.image_hash.label("right_hash"),
+        )
+        .join(items, items.c.id == imps.c.item_id)
+        .join(left, left.c.id == imps.c.left_output_id)
+        .join(right, right.c.id == imps.c.right_output_id)
+        .where(imps.c.id == bindparam("impression_id"))
+    )  # fmt: skip
+
+
+_IMPRESSION_VIEW = _impression_view_statement()
+_VOTED_COUNT = select(func.count()).where(
+    Impression.__table__.c.rater_id == bindparam("rater_id"),
+    Impression.__table__.c.study_id == bindparam("study_id"),
+    Impression.__table__.c.status == "voted",
+)
 ITEM_TOTAL_TTL_S = 10.0
 
 
@@ -315,24 +339,9 @@ class Workbench(CurationMixin):
 
     # ------------------------------------------------------------------ preference rating
     def _impression_view(self, s: Session, impression_id: int, rater_id: int) -> dict[str, Any]:
-        left, right = aliased(Output), aliased(Output)
-        row = s.execute(
-            select(
-                Impression.study_id, Item.id.label("item_id"), Item.instruction, Item.language, Item.category,
-                Item.source_hash, left.image_hash.label("left_hash"), right.image_hash.label("right_hash"),
-            )
-            .join(Item, Item.id == Impression.item_id)
-            .join(left, left.id == Impression.left_output_id)
-            .join(right, right.id == Impression.right_output_id)
-            .where(Impression.id == impression_id)
-        ).one()  # fmt: skip
-        done = s.scalar(
-            select(func.count()).where(
-                Impression.rater_id == rater_id,
-                Impression.study_id == row.study_id,
-                Impression.status == "voted",
-            )
-        )
+        conn = s.connection()
+        row = conn.execute(_IMPRESSION_VIEW, {"impression_id": impression_id}).one()
+        done = conn.scalar(_VOTED_COUNT, {"rater_id": rater_id, "study_id": row.study_id}) or 0
         return {
             "impression_id": impression_id,
             "item_id": row.item_id,
@@ -342,14 +351,14 @@ class Workbench(CurationMixin):
             "source_path": str(self.images.path(row.source_hash)),
             "left_path": str(self.images.path(row.left_hash)),
             "right_path": str(self.images.path(row.right_hash)),
-            "progress": {"done": done or 0, "total": self._item_total(s, row.study_id)},
+            "progress": {"done": done, "total": self._item_total(s, row.study_id)},
         }
 
     def _item_total(self, s: Session, study_id: int) -> int:
         """Number of regular items in the study, cached briefly: counting 100k rows costs ~10-20 ms per call."""
         cached = self._totals.get(study_id)
         if cached is None or time.monotonic() - cached[0] > ITEM_TOTAL_TTL_S:
-            cached = (time.monotonic(), scheduler.count_items(s, study_id))
+            cached = (time.monotonic(), scheduler.count_items(s.connection(), study_id))
             self._totals[study_id] = cached
         return cached[1]
 
@@ -365,8 +374,9 @@ class Workbench(CurationMixin):
             st, rater_id = self._study_record(s, study), self._rater_id(s, rater_handle)
             if st.kind != "preference":
                 raise ValueError(f"study {st.name!r} is a curation study; use next_candidate")
-            imp = scheduler.open_impression(s, st.id, rater_id) or scheduler.create_impression(
-                s, st, rater_id, rng, priority
+            conn = s.connection()
+            imp = scheduler.open_impression(conn, st.id, rater_id) or scheduler.create_impression(
+                conn, st, rater_id, rng, priority
             )
             return None if imp is None else self._impression_view(s, imp, rater_id)
 
@@ -415,22 +425,32 @@ class Workbench(CurationMixin):
             **checked,
         }
 
-        # Core statements, not ORM objects: this is the hot path (one short BEGIN IMMEDIATE transaction).
+        # Table-level Core statements on the session's connection (no ORM unit of work): this is the hot path,
+        # one short BEGIN IMMEDIATE transaction of five statements.
+        votes, impressions, assignments = Vote.__table__, Impression.__table__, Assignment.__table__
+
         def write(s: Session) -> dict[str, Any]:
             rater_id = self._rater_id(s, rater_handle)
-            existing = s.execute(
-                select(Vote.id, Vote.impression_id, Vote.rater_id).where(
-                    Vote.idempotency_key == idempotency_key
+            conn = s.connection()
+            existing = conn.execute(
+                select(votes.c.id, votes.c.impression_id, votes.c.rater_id).where(
+                    votes.c.idempotency_key == idempotency_key
                 )
             ).first()
             if existing is not None:
                 if existing.impression_id != impression_id or existing.rater_id != rater_id:
                     raise ValueError(f"idempotency key {idempotency_key!r} was already used for another vote")
                 return {"vote_id": existing.id, "stored": False}
-            imp = s.execute(
-                select(Impression.rater_id, Impression.status, Impression.assignment_id).where(
-                    Impression.id == impression_id
-                )
+            previous = (
+                select(func.max(votes.c.id)).where(votes.c.impression_id == impression_id).scalar_subquery()
+            )
+            imp = conn.execute(
+                select(
+                    impressions.c.rater_id,
+                    impressions.c.status,
+                    impressions.c.assignment_id,
+                    previous.label("prev"),
+                ).where(impressions.c.id == impression_id)
             ).first()
             if imp is None:
                 raise LookupError(f"unknown impression {impression_id!r}")
@@ -438,13 +458,16 @@ class Workbench(CurationMixin):
                 raise PermissionError(f"impression {impression_id} was shown to another rater")
             if imp.status == "skipped":
                 raise ValueError(f"impression {impression_id} was skipped; it cannot take a vote")
-            previous = s.scalar(select(func.max(Vote.id)).where(Vote.impression_id == impression_id))
-            vote_id = s.scalar(
-                insert(Vote).values(rater_id=rater_id, supersedes_id=previous, **values).returning(Vote.id)
-            )
-            s.execute(update(Impression).where(Impression.id == impression_id).values(status="voted"))
+            vote_id = conn.execute(
+                insert(votes)
+                .values(rater_id=rater_id, supersedes_id=imp.prev, **values)
+                .returning(votes.c.id)
+            ).scalar_one()
+            conn.execute(update(impressions).where(impressions.c.id == impression_id).values(status="voted"))
             if imp.assignment_id is not None:
-                s.execute(update(Assignment).where(Assignment.id == imp.assignment_id).values(status="done"))
+                conn.execute(
+                    update(assignments).where(assignments.c.id == imp.assignment_id).values(status="done")
+                )
             return {"vote_id": vote_id, "stored": True}
 
         return self.db.run_write(write)
@@ -490,7 +513,7 @@ class Workbench(CurationMixin):
             imp.status = "skipped"
             if imp.assignment_id is not None:
                 s.get(Assignment, imp.assignment_id).status = "skipped"
-            scheduler.release_item(s, imp.item_id)
+            scheduler.release_item(s.connection(), imp.item_id)
 
         self.db.run_write(write)
 
