@@ -211,12 +211,11 @@ def test_instruction_and_comment_are_escaped_in_the_browser(live_app: LiveApp) -
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(live_app.url)
-        page.wait_for_load_state("networkidle")
-        page.get_by_role("tab", name="Rate").click()
+        page.wait_for_function("window.__studioLoaded === true", timeout=60_000)  # the app's readiness marker
+        page.get_by_role("tab", name="Rate", exact=True).click()
         page.locator("#rate-handle textarea, #rate-handle input").first.fill("r1")
-        study = page.locator("#rate-study input").first
-        study.fill("xss-study")
-        study.press("Enter")
+        page.locator("#rate-study input").first.click()
+        page.get_by_role("option", name="xss-study").click()
         page.locator("#rate-start").click()
         expect(page.locator("#rate-instruction")).to_contain_text("onerror=window.__pwned=1", timeout=30_000)
         page.get_by_role("radio", name="A (left)").check()
