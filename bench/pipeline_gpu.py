@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -85,12 +85,12 @@ def default_dtype(dtype: torch.dtype):
 
 
 @torch.no_grad()
-def materialize_random(module: torch.nn.Module, device: torch.device, dtype: torch.dtype, seed: int):
-    """Meta module -> uninitialised storage on ``device`` -> seeded random values (no CPU copy).
+def materialize_random(module: torch.nn.Module, device: torch.device, seed: int):
+    """Meta module -> uninitialised storage on ``device`` (same dtype) -> seeded random values (no CPU copy).
 
     Matrices get N(0, 1/fan_in) (keeps activations O(1) through 57 blocks), biases 0, norm gains 1.
     """
-    module.to(dtype).to_empty(device=device)
+    module.to_empty(device=device)
     generator = torch.Generator(device).manual_seed(seed)
     for name, param in module.named_parameters():
         if param.ndim >= 2:
@@ -102,38 +102,52 @@ def materialize_random(module: torch.nn.Module, device: torch.device, dtype: tor
     return module.eval()
 
 
-def full_size_qwen(processor, device: torch.device, dtype: torch.dtype, seed: int):
-    """Qwen2.5-VL-7B-Instruct's architecture (config.json values) with random weights, built on ``device``."""
+# Qwen2.5-VL-7B-Instruct's config.json (text and vision towers).
+QWEN_7B_TEXT = {
+    "vocab_size": 152064,
+    "hidden_size": 3584,
+    "intermediate_size": 18944,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 28,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 128000,
+    "rms_norm_eps": 1e-6,
+    "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+}
+QWEN_7B_VISION = {
+    "depth": 32,
+    "hidden_size": 1280,
+    "intermediate_size": 3420,
+    "num_heads": 16,
+    "out_hidden_size": 3584,
+    "patch_size": 14,
+    "spatial_merge_size": 2,
+    "temporal_patch_size": 2,
+    "window_size": 112,
+    "fullatt_block_indexes": [7, 15, 23, 31],
+}
+
+
+@dataclass(frozen=True)
+class ModelSizes:
+    """Configs of the random model; the defaults are the official full size."""
+
+    transformer: dict = field(default_factory=dict)  # FluxTransformer2DModel's defaults are the official DiT
+    connector: dict = field(default_factory=lambda: dict(OFFICIAL_CONNECTOR_CONFIG))
+    vae: dict = field(default_factory=lambda: dict(FLUX_VAE_CONFIG))
+    qwen_text: dict = field(default_factory=lambda: dict(QWEN_7B_TEXT))
+    qwen_vision: dict = field(default_factory=lambda: dict(QWEN_7B_VISION))
+
+
+def random_qwen(processor, sizes: ModelSizes, device: torch.device, dtype: torch.dtype, seed: int):
+    """Qwen2.5-VL with random weights, constructed on ``device`` (its token ids follow ``processor``)."""
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     ids = processor.tokenizer.convert_tokens_to_ids
+    special = {"bos_token_id": ids("<|endoftext|>"), "eos_token_id": ids("<|im_end|>")}
     config = Qwen2_5_VLConfig(
-        text_config={
-            "vocab_size": 152064,
-            "hidden_size": 3584,
-            "intermediate_size": 18944,
-            "num_hidden_layers": 28,
-            "num_attention_heads": 28,
-            "num_key_value_heads": 4,
-            "max_position_embeddings": 128000,
-            "rms_norm_eps": 1e-6,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
-            "bos_token_id": ids("<|endoftext|>"),
-            "eos_token_id": ids("<|im_end|>"),
-            "pad_token_id": ids("<|endoftext|>"),
-        },
-        vision_config={
-            "depth": 32,
-            "hidden_size": 1280,
-            "intermediate_size": 3420,
-            "num_heads": 16,
-            "out_hidden_size": 3584,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "window_size": 112,
-            "fullatt_block_indexes": [7, 15, 23, 31],
-        },
+        text_config=sizes.qwen_text | special | {"pad_token_id": ids("<|endoftext|>")},
+        vision_config=sizes.qwen_vision,
         image_token_id=ids("<|image_pad|>"),
         video_token_id=ids("<|video_pad|>"),
         vision_start_token_id=ids("<|vision_start|>"),
@@ -145,29 +159,31 @@ def full_size_qwen(processor, device: torch.device, dtype: torch.dtype, seed: in
         return Qwen2_5_VLForConditionalGeneration(config).eval()
 
 
-def full_size_pipeline(device: torch.device, seed: int) -> Step1XEditPipeline:
-    """The official-size pipeline (v1.1) with seeded random weights, on ``device``."""
+def random_pipeline(
+    device: torch.device, seed: int, sizes: ModelSizes = ModelSizes(), dtype: torch.dtype = torch.bfloat16
+) -> Step1XEditPipeline:
+    """Step1X-Edit v1.1 with seeded random weights on ``device`` (official full size by default)."""
     from diffusers import AutoencoderKL, FluxTransformer2DModel
 
     from model.tiny import flux_scheduler, tiny_processor
 
-    dtype = torch.bfloat16
     processor = tiny_processor()
     processor.image_processor = type(processor.image_processor)(
         min_pixels=QWEN_MIN_PIXELS, max_pixels=QWEN_MAX_PIXELS
     )
+    with torch.device("meta"), default_dtype(dtype):
+        transformer = FluxTransformer2DModel(**sizes.transformer)
+        connector = Step1XEditConnector(**sizes.connector)
     with torch.device("meta"):
-        transformer = FluxTransformer2DModel()  # the official DiT is Flux's default config
-        connector = Step1XEditConnector(**OFFICIAL_CONNECTOR_CONFIG)
-        vae = AutoencoderKL(**FLUX_VAE_CONFIG)
+        vae = AutoencoderKL(**sizes.vae)  # fp32, as official
     # Byte-level tokenizer: the template+PREFIX span is longer than Qwen's 217 tokens; drop what it really is.
     drop = prefix_token_count(processor, Image.new("RGB", (512, 512)))
     return Step1XEditPipeline(
-        text_encoder=full_size_qwen(processor, device, dtype, seed),
+        text_encoder=random_qwen(processor, sizes, device, dtype, seed),
         processor=processor,
-        connector=materialize_random(connector, device, dtype, seed + 1),
-        transformer=materialize_random(transformer, device, dtype, seed + 2),
-        vae=materialize_random(vae, device, torch.float32, seed + 3),
+        connector=materialize_random(connector, device, seed + 1),
+        transformer=materialize_random(transformer, device, seed + 2),
+        vae=materialize_random(vae, device, seed + 3),
         scheduler=flux_scheduler(),
         version="v1.1",
         drop_tokens=drop,
@@ -178,7 +194,7 @@ def full_size_pipeline(device: torch.device, seed: int) -> Step1XEditPipeline:
 def build_pipeline(tiny: bool, device: torch.device, seed: int) -> Step1XEditPipeline:
     """Full size on ``device``, or the project's tiny random pipeline (CPU smoke test)."""
     if not tiny:
-        return full_size_pipeline(device, seed)
+        return random_pipeline(device, seed)
     from model.tiny import tiny_pipeline
 
     return tiny_pipeline(seed=seed).to(device)

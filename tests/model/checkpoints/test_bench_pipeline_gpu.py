@@ -65,24 +65,61 @@ def test_psnr_and_option_parsing():
         raise AssertionError("unknown option accepted")
 
 
-def test_full_size_builders_on_meta_and_random_materialisation():
+def test_full_size_qwen_config_and_random_materialisation():
     import torch
     from diffusers import FluxTransformer2DModel
 
     from model.tiny import tiny_processor
 
     bench = load_bench()
-    qwen = bench.full_size_qwen(tiny_processor(), torch.device("meta"), torch.bfloat16, seed=0)
+    qwen = bench.random_qwen(
+        tiny_processor(), bench.ModelSizes(), torch.device("meta"), torch.bfloat16, seed=0
+    )
     assert round(sum(p.numel() for p in qwen.parameters()) / 1e9, 2) == 8.29  # Qwen2.5-VL-7B-Instruct
     assert qwen.dtype == torch.bfloat16
-    with torch.device("meta"):
+    with torch.device("meta"), bench.default_dtype(torch.bfloat16):
         dit = FluxTransformer2DModel(
             num_layers=1, num_single_layers=1, attention_head_dim=32, num_attention_heads=2
         )
-    bench.materialize_random(dit, torch.device("cpu"), torch.bfloat16, seed=0)
+    bench.materialize_random(dit, torch.device("cpu"), seed=0)
     weight = dit.x_embedder.weight.float()
     assert dit.dtype == torch.bfloat16 and not any(p.is_meta for p in dit.parameters())
     assert abs(weight.std().item() * 8 - 1) < 0.05  # N(0, 1/fan_in), fan_in 64
     assert (
         dit.norm_out.linear.bias.abs().max() == 0 and dit.transformer_blocks[0].attn.norm_q.weight.min() == 1
     )
+
+
+def test_the_full_size_builder_runs_an_edit_at_reduced_sizes():
+    """The GPU path's own builder (meta -> device, random values), shrunk so that it runs on the CPU."""
+    import torch
+
+    bench = load_bench()
+    sizes = bench.ModelSizes(
+        transformer={
+            "num_layers": 1,
+            "num_single_layers": 1,
+            "attention_head_dim": 16,
+            "num_attention_heads": 2,
+        }
+        | {"joint_attention_dim": 64, "pooled_projection_dim": 48, "axes_dims_rope": (4, 6, 6)},
+        connector={"in_channels": 32, "hidden_size": 64, "num_heads": 4, "depth": 1, "pooled_dim": 48},
+        vae={
+            **bench.FLUX_VAE_CONFIG,
+            "block_out_channels": [16] * 4,
+            "layers_per_block": 1,
+            "norm_num_groups": 8,
+        },
+        qwen_text={**bench.QWEN_7B_TEXT, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1}
+        | {"num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 400}
+        | {"rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [1, 1, 2]}},
+        qwen_vision={**bench.QWEN_7B_VISION, "depth": 1, "hidden_size": 16, "intermediate_size": 32}
+        | {"num_heads": 2, "out_hidden_size": 32, "fullatt_block_indexes": [0]},
+    )
+    pipe = bench.random_pipeline(torch.device("cpu"), seed=0, sizes=sizes, dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    image = bench.synthetic_image(48, seed=0)
+    output, seconds, memory = bench.timed_edit(
+        pipe, image, steps=2, size=32, seed=0, device=torch.device("cpu")
+    )
+    assert output.size == image.size and seconds > 0 and memory == (None, None)
