@@ -57,7 +57,7 @@ CURLY_QUOTE_MERGES = [("â", "Ģ"), ("âĢ", "ľ"), ("âĢ", "Ŀ")]
 TINY_MIN_PIXELS = 4 * 28 * 28
 TINY_MAX_PIXELS = 16 * 28 * 28
 TINY_TEXT_HIDDEN = 32
-TINY_MAX_LENGTH = 64
+TINY_MAX_LENGTH = 128
 
 
 def _byte_vocab() -> list[str]:
