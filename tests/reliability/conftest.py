@@ -35,6 +35,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "instruction_case" in metafunc.fixturenames:
         cases = make_hostile.INSTRUCTIONS
         metafunc.parametrize("instruction_case", cases, ids=[c.name for c in cases])
+    if "import_name" in metafunc.fixturenames:
+        names = [entry[0] for entry in make_hostile.IMPORTS]
+        metafunc.parametrize("import_name", names, ids=names)
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +46,14 @@ def hostile_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("hostile")
     make_hostile.generate(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def hostile_cases(hostile_dir: Path) -> dict:
+    """Every generated case by name (import cases need the files written first)."""
+    import json
+
+    return {c["name"]: make_hostile.Case(**c) for c in json.loads((hostile_dir / "cases.json").read_text())}
 
 
 @pytest.fixture(scope="session")

@@ -227,6 +227,83 @@ def mismatches(img: Image.Image, check: dict, tolerance: int = 14) -> list[str]:
     return problems
 
 
+def _jsonl(*records: object) -> str:
+    return "".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in records)
+
+
+def _item(i: int, **over: object) -> dict:
+    return {"source": "img/source.png", "instruction": f"make item {i} brighter 🌅", "key": f"item-{i}",
+            "outputs": {"sys-a": "img/a.png", "sys-b": "img/b.png"}, **over}  # fmt: skip
+
+
+def _battle(winner: str = "model_a", a: str = "sys-a", b: str = "sys-b", q: str = "q1") -> dict:
+    return {"model_a": a, "model_b": b, "winner": winner, "question_id": q}
+
+
+# (name, importer, file, content, expect, check): "rows" = rows a correct import adds to its table.
+IMPORTS: list[tuple[str, str, str, str, str, dict]] = [
+    ("manifest_ok", "manifest", "ok.jsonl", _jsonl(_item(1), _item(2)), "ok", {"table": "items", "rows": 2}),
+    ("manifest_csv_ok", "manifest", "ok.csv",
+     "source,instruction,key,output:sys-a,output:sys-b\nimg/source.png,\"red, then blue\",c1,img/a.png,img/b.png\n",
+     "ok", {"table": "items", "rows": 1}),
+    ("manifest_invalid_json", "manifest", "broken.jsonl", _jsonl(_item(1), '{"source": img/source.png}'), "error", {}),
+    ("manifest_partial", "manifest", "partial.jsonl", _jsonl(_item(1))[:-1] + '\n{"source": "img/sou', "error", {}),
+    ("manifest_not_object", "manifest", "array.jsonl", _jsonl(_item(1), "[1, 2]"), "error", {}),
+    ("manifest_empty", "manifest", "empty.jsonl", "", "error", {}),
+    ("manifest_blank_lines_only", "manifest", "blank.jsonl", "\n\n  \n", "error", {}),
+    ("manifest_wrong_type", "manifest", "manifest.txt", _jsonl(_item(1)), "error", {}),
+    ("manifest_csv_ragged", "manifest", "ragged.csv",
+     "source,instruction,output:sys-a,output:sys-b\nimg/source.png,x,img/a.png,img/b.png,extra\n", "error", {}),
+    ("manifest_missing_instruction", "manifest", "noinstr.jsonl", _jsonl(_item(1), _item(2, instruction="  ")), "error", {}),
+    ("manifest_nul_instruction", "manifest", "nul.jsonl", _jsonl(_item(1), _item(2, instruction="red\x00")), "error", {}),
+    ("manifest_one_output", "manifest", "oneout.jsonl", _jsonl(_item(1), _item(2, outputs={"sys-a": "img/a.png"})), "error", {}),
+    ("manifest_unknown_column", "manifest", "unknowncol.jsonl", _jsonl(_item(1), _item(2, sytem="typo")), "error", {}),
+    ("manifest_traversal", "manifest", "traversal.jsonl", _jsonl(_item(1), _item(2, source="../outside/secret.png")), "error", {}),
+    ("manifest_absolute_outside", "manifest", "absolute.jsonl", _jsonl(_item(1), _item(2, source="/etc/hostname")), "error", {}),
+    ("manifest_symlink_out", "manifest", "symlink.jsonl", _jsonl(_item(1), _item(2, source="img/escape.png")), "error", {}),
+    ("manifest_missing_file", "manifest", "missing.jsonl", _jsonl(_item(1), _item(2, source="img/nope.png")), "error", {}),
+    ("manifest_hostile_image", "manifest", "hostileimg.jsonl",
+     _jsonl(_item(1), _item(2, outputs={"sys-a": "img/a.png", "sys-b": "img/truncated.png"})), "error", {}),
+    ("manifest_duplicate_item_key", "manifest", "dupkey.jsonl", _jsonl(_item(1), _item(1)), "error", {}),
+    # A JSON object with the same field twice: json.loads keeps the last; refusing it is also fine.
+    ("manifest_duplicate_json_field", "manifest", "dupfield.jsonl",
+     '{"instruction": "first", "instruction": "second", "source": "img/source.png", "outputs": {"sys-a": "img/a.png", "sys-b": "img/b.png"}}\n',
+     "either", {"table": "items", "rows": 1}),
+    ("manifest_unknown_system", "manifest", "unknownsys.jsonl",
+     _jsonl(_item(1), _item(2, outputs={"sys-a": "img/a.png", "sys-zzz": "img/b.png"})), "error", {"systems": ["sys-a", "sys-b"]}),
+    ("battles_ok", "battles", "battles.jsonl", _jsonl(_battle(), _battle("tie", q="q2")), "ok", {"table": "imported_battles", "rows": 2}),
+    ("battles_unknown_system", "battles", "battles_unknown.jsonl", _jsonl(_battle(), _battle(b="sys-zzz", q="q3")), "error", {}),
+    ("battles_duplicate", "battles", "battles_dup.jsonl", _jsonl(_battle(), _battle()), "error", {}),
+    ("battles_bad_winner", "battles", "battles_winner.jsonl", _jsonl(_battle(), _battle("A", q="q4")), "error", {}),
+    ("battles_self", "battles", "battles_self.jsonl", _jsonl(_battle(), _battle(b="sys-a", q="q5")), "error", {}),
+    ("finetune_invalid_json", "finetune", "finetune.json", '{"img/a.png": {"ref_image_path": "img/source.png", ', "error", {}),
+    ("finetune_traversal", "finetune", "finetune_trav.json",
+     json.dumps({"img/a.png": {"ref_image_path": "../outside/secret.png", "caption": "x"}}), "error", {}),
+]  # fmt: skip
+
+
+def import_cases(out: Path) -> list[Case]:
+    """Write the import folder (images, a symlink leading out of it, manifests) and return its cases."""
+    imports, outside = out / "imports", out / "outside"
+    (imports / "img").mkdir(parents=True, exist_ok=True)
+    outside.mkdir(exist_ok=True)
+    two_tone = _save(_two_tone(), "PNG")
+    for name, data in {"source.png": two_tone, "a.png": _save(Image.new("RGB", (64, 48), RED), "PNG"),
+                       "b.png": _save(Image.new("RGB", (64, 48), BLUE), "PNG"), "truncated.png": two_tone[:60]}.items():  # fmt: skip
+        (imports / "img" / name).write_bytes(data)
+    (outside / "secret.png").write_bytes(two_tone)
+    link = imports / "img" / "escape.png"
+    if not link.is_symlink():
+        link.symlink_to(outside / "secret.png")
+    cases = []
+    for name, importer, filename, content, expect, check in IMPORTS:
+        (imports / filename).write_text(content, encoding="utf-8")
+        cases.append(
+            Case(name, "import", expect, path=f"imports/{filename}", check={"importer": importer, **check})
+        )
+    return cases
+
+
 def generate(out_dir: Path | str) -> list[Case]:
     """Write every hostile case under ``out_dir`` and return them (also written to ``cases.json``)."""
     out = Path(out_dir)
@@ -236,6 +313,7 @@ def generate(out_dir: Path | str) -> list[Case]:
         (out / case.path).write_bytes(payload)
         cases.append(case)
     cases.extend(INSTRUCTIONS)
+    cases.extend(import_cases(out))
     (out / "cases.json").write_text(json.dumps([asdict(c) for c in cases], ensure_ascii=False, indent=1))
     return cases
 
