@@ -19,8 +19,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_IMAGE_PIXELS = 40_000_000
 # Smaller than this cannot carry an edit; the size-level rule would upscale noise.
 MIN_IMAGE_SIDE = 16
-# Qwen2.5-VL's smart_resize refuses aspect ratios above 200; refuse them here with a clear message.
-MAX_ASPECT_RATIO = 200.0
+# Qwen2.5-VL's processor refuses aspect ratios above 200, and its rounding to 28 px (after the size-level
+# resize) stretches extreme ratios further; 20:1 covers real panoramas with a wide margin.
+MAX_ASPECT_RATIO = 20.0
 # Multiple of 16: one 2x2 latent patch of the 8x-downsampling VAE.
 SIDE_MULTIPLE = 16
 

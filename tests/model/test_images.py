@@ -10,7 +10,9 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
+from model.encoder import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, qwen_vl_utils_resize
 from model.images import MAX_IMAGE_PIXELS, ImageInputError, edit_size, load_image, resize_to_size_level
 
 
@@ -72,6 +74,12 @@ def test_decompression_bomb_refused_from_header() -> None:
 def test_extreme_aspect_ratio() -> None:
     with pytest.raises(ImageInputError, match="aspect ratio"):
         load_image(Image.new("RGB", (20 * 250, 20)))
+    # The widest accepted panorama still fits the official Qwen image processor after all resizes.
+    panorama = load_image(Image.new("RGB", (4000, 200)))
+    for level in (512, 1024):
+        qwen_image = qwen_vl_utils_resize(resize_to_size_level(panorama, level))
+        processor = Qwen2VLImageProcessorPil(min_pixels=QWEN_MIN_PIXELS, max_pixels=QWEN_MAX_PIXELS)
+        assert processor(images=[qwen_image], return_tensors="pt")["image_grid_thw"].shape == (1, 3)
 
 
 def test_error_is_a_value_error() -> None:
