@@ -236,9 +236,20 @@ def load_text_encoder(folder: Path, torch_dtype: torch.dtype, device: torch.devi
 
     if not any(folder.glob("*.safetensors")):
         safetensors_files(folder)  # raises the "no .safetensors (pickles refused)" message
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-        folder, dtype=torch_dtype, use_safetensors=True
+    model, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+        folder, dtype=torch_dtype, use_safetensors=True, output_loading_info=True
     )
+    # transformers only warns and random-initialises what is missing; a half-random encoder must not load.
+    # (Unexpected tensors alone change nothing in the model, so they are listed but not fatal.)
+    wrong = {
+        kind: sorted(map(str, info.get(f"{kind}_keys") or []))
+        for kind in ("missing", "unexpected", "mismatched")
+    }
+    if wrong["missing"] or wrong["mismatched"]:
+        details = "; ".join(f"{kind}: {', '.join(keys)}" for kind, keys in wrong.items() if keys)
+        raise CheckpointFormatError(
+            f"{folder}: the Qwen2.5-VL weights do not fit its config.json ({details})"
+        )
     return model.to(device).eval()
 
 

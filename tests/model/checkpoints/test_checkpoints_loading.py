@@ -422,3 +422,18 @@ def test_community_fp8_checkpoint_is_inspected_and_upcast_on_load(official_keys,
     assert pipe.transformer.dtype == torch.float32 and pipe.config.version == "v1.0"
     rebuilt = official_from_diffusers(pipe.transformer.state_dict(), pipe.connector.state_dict())
     assert all(torch.equal(rebuilt[k], fp8[k].float()) for k in fp8)
+
+
+def test_text_encoder_with_missing_or_foreign_weights_is_refused(tmp_path):
+    from safetensors.torch import load_file
+
+    tiny_pipeline(seed=12).save_pretrained(tmp_path / "saved")
+    (weights,) = (tmp_path / "saved" / "text_encoder").glob("*.safetensors")
+    tensors = load_file(str(weights))
+    dropped = sorted(tensors)[3]
+    tensors.pop(dropped)
+    tensors["junk.weight"] = torch.zeros(2)
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    with pytest.raises(CheckpointFormatError, match="Qwen2.5-VL weights do not fit") as caught:
+        load_pipeline(tmp_path / "saved", device="cpu")
+    assert "junk.weight" in str(caught.value) and "missing: " in str(caught.value)
