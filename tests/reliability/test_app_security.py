@@ -6,7 +6,6 @@ root) so the disk can be filled; a secret password and token are in its environm
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import shutil
@@ -20,7 +19,8 @@ from types import ModuleType
 import httpx
 import pytest
 import sqlalchemy as sa
-from PIL import Image, PngImagePlugin
+from make_hostile import tagged_png
+from PIL import Image
 
 from db.backup import table_counts
 
@@ -42,22 +42,13 @@ class LiveApp:
     fs: Path | None  # the tmpfs mount (None: not root, the disk-full test skips)
 
 
-def _output_with_metadata(colour: tuple[int, int, int], system: str) -> bytes:
-    """A PNG output whose text chunk names the system that made it (as many pipelines write)."""
-    info = PngImagePlugin.PngInfo()
-    info.add_text("Software", f"{system} pipeline")
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 64), colour).save(buf, "PNG", pnginfo=info)
-    return buf.getvalue()
-
-
 def _seed(db_url: str, data_dir: Path) -> None:
     from workbench.service import Workbench
 
     wb = Workbench(db_url=db_url, data_dir=str(data_dir))
     wb.init()
     outputs = {
-        s: _output_with_metadata(c, s) for s, c in zip(SYSTEMS, [(200, 20, 20), (20, 20, 200)], strict=True)
+        s: tagged_png(s, c, size=64) for s, c in zip(SYSTEMS, [(200, 20, 20), (20, 20, 200)], strict=True)
     }
     source = Image.new("RGB", (64, 64), (90, 90, 90))
     wb.create_study("blind", kind="preference", k=3)

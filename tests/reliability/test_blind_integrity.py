@@ -3,31 +3,22 @@ per-rater isolation, and a read-only database refusing a vote clearly without ac
 
 from __future__ import annotations
 
-import io
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
-from PIL import Image, PngImagePlugin
+from make_hostile import tagged_png
+from PIL import Image
 
 from db.backup import table_counts
 
 SYSTEMS = ("zorblax-7f3", "quenvik-9c1")
 
 
-def _tagged_png(system: str, colour: tuple[int, int, int]) -> bytes:
-    """An output whose PNG text chunk names its system, as many pipelines write."""
-    info = PngImagePlugin.PngInfo()
-    info.add_text("Software", f"{system} pipeline")
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 32), colour).save(buf, "PNG", pnginfo=info)
-    return buf.getvalue()
-
-
 @pytest.fixture
 def study(workbench) -> str:
-    outputs = {s: _tagged_png(s, c) for s, c in zip(SYSTEMS, [(250, 0, 0), (0, 0, 250)], strict=True)}
+    outputs = {s: tagged_png(s, c) for s, c in zip(SYSTEMS, [(250, 0, 0), (0, 0, 250)], strict=True)}
     workbench.create_study("blind", kind="preference", k=2)
     for i in range(3):
         workbench.add_item("blind", Image.new("RGB", (32, 32), (9, 9, 9)), f"item {i}", outputs=outputs)
