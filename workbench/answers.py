@@ -67,3 +67,12 @@ def last_standing(s: Session, model, answer_column, parent, parent_fk, study_id:
         .order_by(model.id.desc())
         .limit(1)
     ).first()
+
+
+def check_new_key(s: Session, model, study, key: str | None, what: str) -> None:  # noqa: ANN001
+    """Refuse an external key already used in the study (items and candidates are unique per study and key)."""
+    if key is None:
+        return
+    taken = s.scalars(select(model.id).where(model.study_id == study.id, model.external_key == key)).first()
+    if taken is not None:
+        raise ValueError(f"duplicate {what} key {key!r} in study {study.name!r}")

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from db.models import DECISIONS, RETRACT, Assignment, CurationCandidate, Decision, Study
 from workbench import scheduler
-from workbench.answers import by_key, check_text, last_standing, latest
+from workbench.answers import by_key, check_new_key, check_text, last_standing, latest
 from workbench.images import ImageLike
 
 StudyRef = int | str
@@ -46,16 +46,7 @@ class CurationMixin:
                 f"study {study.name!r} is a {study.kind} study; candidates belong to curation studies"
             )
         check_text(instruction, "instruction")
-        if (
-            key is not None
-            and s.scalars(
-                select(CurationCandidate.id).where(
-                    CurationCandidate.study_id == study.id, CurationCandidate.external_key == key
-                )
-            ).first()
-            is not None
-        ):
-            raise ValueError(f"duplicate candidate key {key!r} in study {study.name!r}")
+        check_new_key(s, CurationCandidate, study, key, "candidate")
         row = CurationCandidate(
             study_id=study.id,
             external_key=key,
@@ -149,7 +140,7 @@ class CurationMixin:
                 .limit(1)
             ).first()
             if assignment is None:
-                cand_id = scheduler.claim_candidate(s, st, rater.id, rng)
+                cand_id = scheduler.claim_candidate(s.connection(), st, rater.id, rng)
                 if cand_id is None:
                     return None
                 assignment = Assignment(

@@ -41,7 +41,7 @@ from db.models import (
     utcnow,
 )
 from workbench import scheduler
-from workbench.answers import check_scores, check_text, last_standing
+from workbench.answers import check_new_key, check_scores, check_text, last_standing
 from workbench.curation import CurationMixin, StudyRef
 from workbench.images import ImageLike, ImageStore
 
@@ -65,6 +65,38 @@ def _impression_view_statement():  # noqa: ANN202
 
 
 _IMPRESSION_VIEW = _impression_view_statement()
+_IMPRESSIONS, _ASSIGNMENTS, _VOTES = Impression.__table__, Assignment.__table__, Vote.__table__
+_IMPRESSION_STATE = select(
+    _IMPRESSIONS.c.rater_id,
+    _IMPRESSIONS.c.status,
+    _IMPRESSIONS.c.assignment_id,
+    _IMPRESSIONS.c.item_id,
+    select(func.max(_VOTES.c.id))
+    .where(_VOTES.c.impression_id == _IMPRESSIONS.c.id)
+    .scalar_subquery()
+    .label("prev"),
+).where(_IMPRESSIONS.c.id == bindparam("impression_id"))
+_VOTE_BY_KEY = select(_VOTES.c.id, _VOTES.c.impression_id, _VOTES.c.rater_id).where(
+    _VOTES.c.idempotency_key == bindparam("key")
+)
+_NEW_VOTE = insert(_VOTES).returning(_VOTES.c.id)
+_SET_IMPRESSION = (
+    update(_IMPRESSIONS).where(_IMPRESSIONS.c.id == bindparam("b_id")).values(status=bindparam("b_status"))
+)
+_SET_ASSIGNMENT = (
+    update(_ASSIGNMENTS).where(_ASSIGNMENTS.c.id == bindparam("b_id")).values(status=bindparam("b_status"))
+)
+
+
+def _set_status(
+    conn, impression_id: int, assignment_id: int | None, impression: str, assignment: str
+) -> None:  # noqa: ANN001
+    """Move an impression (and its assignment) to a new status in the caller's transaction."""
+    conn.execute(_SET_IMPRESSION, {"b_id": impression_id, "b_status": impression})
+    if assignment_id is not None:
+        conn.execute(_SET_ASSIGNMENT, {"b_id": assignment_id, "b_status": assignment})
+
+
 _VOTED_COUNT = select(func.count()).where(
     Impression.__table__.c.rater_id == bindparam("rater_id"),
     Impression.__table__.c.study_id == bindparam("study_id"),
@@ -269,12 +301,7 @@ class Workbench(CurationMixin):
             raise ValueError(
                 f"gold answer {gold!r} is neither 'both_bad' nor one of the systems {sorted(output_hashes)}"
             )
-        if (
-            key is not None
-            and s.scalars(select(Item.id).where(Item.study_id == study.id, Item.external_key == key)).first()
-            is not None
-        ):
-            raise ValueError(f"duplicate item key {key!r} in study {study.name!r}")
+        check_new_key(s, Item, study, key, "item")
         item = Item(
             study_id=study.id,
             external_key=key,
@@ -382,11 +409,13 @@ class Workbench(CurationMixin):
 
         return self.db.run_write(write)
 
-    def _own_impression(self, s: Session, impression_id: int, rater: Rater) -> Impression:
-        imp = s.get(Impression, impression_id)
+    @staticmethod
+    def _own_impression(conn, impression_id: int, rater_id: int):  # noqa: ANN001, ANN205 - Connection, Row
+        """State of an impression shown to this rater (status, assignment, item, newest vote id); else an error."""
+        imp = conn.execute(_IMPRESSION_STATE, {"impression_id": impression_id}).first()
         if imp is None:
             raise LookupError(f"unknown impression {impression_id!r}")
-        if imp.rater_id != rater.id:
+        if imp.rater_id != rater_id:
             raise PermissionError(f"impression {impression_id} was shown to another rater")
         return imp
 
@@ -425,49 +454,21 @@ class Workbench(CurationMixin):
             **checked,
         }
 
-        # Table-level Core statements on the session's connection (no ORM unit of work): this is the hot path,
-        # one short BEGIN IMMEDIATE transaction of five statements.
-        votes, impressions, assignments = Vote.__table__, Impression.__table__, Assignment.__table__
-
+        # Prebuilt table-level Core statements on the session's connection (no ORM unit of work): this is the
+        # hot path, one short BEGIN IMMEDIATE transaction of at most five statements.
         def write(s: Session) -> dict[str, Any]:
             rater_id = self._rater_id(s, rater_handle)
             conn = s.connection()
-            existing = conn.execute(
-                select(votes.c.id, votes.c.impression_id, votes.c.rater_id).where(
-                    votes.c.idempotency_key == idempotency_key
-                )
-            ).first()
+            existing = conn.execute(_VOTE_BY_KEY, {"key": idempotency_key}).first()
             if existing is not None:
                 if existing.impression_id != impression_id or existing.rater_id != rater_id:
                     raise ValueError(f"idempotency key {idempotency_key!r} was already used for another vote")
                 return {"vote_id": existing.id, "stored": False}
-            previous = (
-                select(func.max(votes.c.id)).where(votes.c.impression_id == impression_id).scalar_subquery()
-            )
-            imp = conn.execute(
-                select(
-                    impressions.c.rater_id,
-                    impressions.c.status,
-                    impressions.c.assignment_id,
-                    previous.label("prev"),
-                ).where(impressions.c.id == impression_id)
-            ).first()
-            if imp is None:
-                raise LookupError(f"unknown impression {impression_id!r}")
-            if imp.rater_id != rater_id:
-                raise PermissionError(f"impression {impression_id} was shown to another rater")
+            imp = self._own_impression(conn, impression_id, rater_id)
             if imp.status == "skipped":
                 raise ValueError(f"impression {impression_id} was skipped; it cannot take a vote")
-            vote_id = conn.execute(
-                insert(votes)
-                .values(rater_id=rater_id, supersedes_id=imp.prev, **values)
-                .returning(votes.c.id)
-            ).scalar_one()
-            conn.execute(update(impressions).where(impressions.c.id == impression_id).values(status="voted"))
-            if imp.assignment_id is not None:
-                conn.execute(
-                    update(assignments).where(assignments.c.id == imp.assignment_id).values(status="done")
-                )
+            vote_id = conn.scalar(_NEW_VOTE, {"rater_id": rater_id, "supersedes_id": imp.prev, **values})
+            _set_status(conn, impression_id, imp.assignment_id, "voted", "done")
             return {"vote_id": vote_id, "stored": True}
 
         return self.db.run_write(write)
@@ -505,15 +506,14 @@ class Workbench(CurationMixin):
         """Skip an unanswered impression: the rater will not see that item again and its slot of k is freed."""
 
         def write(s: Session) -> None:
-            imp = self._own_impression(s, impression_id, self._rater(s, rater_handle))
+            conn = s.connection()
+            imp = self._own_impression(conn, impression_id, self._rater_id(s, rater_handle))
             if imp.status == "skipped":
                 return
             if imp.status == "voted":
                 raise ValueError(f"impression {impression_id} already has a vote; undo it first")
-            imp.status = "skipped"
-            if imp.assignment_id is not None:
-                s.get(Assignment, imp.assignment_id).status = "skipped"
-            scheduler.release_item(s.connection(), imp.item_id)
+            _set_status(conn, impression_id, imp.assignment_id, "skipped", "skipped")
+            scheduler.release_item(conn, imp.item_id)
 
         self.db.run_write(write)
 
