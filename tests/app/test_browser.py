@@ -69,9 +69,9 @@ def open_app(page, url: str | None = None) -> None:
     page.wait_for_timeout(500)
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, full_page: bool = True) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
 
 
 def expect_status(page, elem_id: str, text: str) -> None:
@@ -220,3 +220,35 @@ def test_curate_tab(page, admin_password):
     shot(page, "curate")
     page.keyboard.press("u")
     expect_status(page, "curate-status", "undone")
+
+
+def test_results_and_admin_tabs(page, admin_password, launched):
+    from playwright.sync_api import expect
+
+    wb = launched.workbench
+    for i, rater in enumerate(("res-a", "res-b", "res-c")):
+        wb.add_rater(rater)
+        while (shown := wb.next_item("pref", rater)) is not None:
+            wb.submit_vote(
+                shown["impression_id"],
+                rater,
+                ("A", "B", "tie")[i],
+                idempotency_key=f"{rater}-{shown['impression_id']}",
+            )
+
+    page.get_by_role("tab", name="Admin", exact=True).click()
+    page.locator("#admin-password input").fill(admin_password)
+    page.get_by_text("Raters", exact=True).click()
+    page.locator("#admin-handles textarea").fill("new-rater-1\nnew-rater-2")
+    page.locator("#admin-add-raters").click()
+    expect(page.get_by_text("Added 2 rater(s).")).to_be_visible()
+    page.get_by_role("tab", name="Results", exact=True).click()
+    page.locator("#results-password input").fill(admin_password)
+    page.locator("#results-refresh").click()
+    expect(page.locator("#results-leaderboard img, #results-leaderboard svg").first).to_be_visible(
+        timeout=120_000
+    )
+    expect(page.locator("#results-heatmap img, #results-heatmap svg").first).to_be_visible()
+    shot(
+        page, "results", full_page=False
+    )  # a full-page capture resizes the viewport and re-renders the plots

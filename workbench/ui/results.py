@@ -48,7 +48,7 @@ def win_matrix_frame(matrix: dict[str, Any] | None) -> pd.DataFrame:
 
 def leaderboard_plot(rows: list[dict[str, Any]]) -> plt.Figure:
     """Bradley-Terry ratings with their 95% bootstrap CIs as horizontal error bars, best on top."""
-    fig, ax = plt.subplots(figsize=(7, max(2.0, 0.5 * len(rows) + 1)))
+    fig, ax = plt.subplots(figsize=(7, max(3.0, 0.5 * len(rows) + 1.5)))
     if not rows:
         ax.text(0.5, 0.5, "No votes yet", ha="center", va="center")
         ax.set_axis_off()
@@ -127,7 +127,7 @@ def build(ctx: UIContext) -> gr.Dropdown:
     tables = []
     for name in SECTIONS:
         with gr.Accordion(name.replace("_", " ").capitalize(), open=name == "leaderboard"):
-            tables.append(gr.Dataframe(label=name, interactive=False, elem_id=f"results-{name}"))
+            tables.append(gr.Dataframe(label=name, interactive=False, elem_id=f"results-table-{name}"))
 
     @user_errors
     def on_compute(secret, study_name, profile: gr.OAuthProfile | None = None):
