@@ -52,7 +52,6 @@ def nano_samples(n: int = 12, seed: int = 2026) -> list:
 def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     args = parse_args(argv)
-    from model.loading import load_editor
     from workbench.service import Workbench
     from workbench.ui import AppSettings, build_demo, launch_kwargs
     from workbench.ui.demo_study import ensure_demo_studies, save_examples
@@ -78,19 +77,27 @@ def main(argv: list[str] | None = None) -> None:
                 f"Demo studies ready after {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True
             )
 
+    def load_editor():  # torch, diffusers and transformers are imported here, not before the server starts
+        from model.loading import load_editor
+
+        return load_editor(args.model)
+
     if os.environ.get("SPACES_ZERO_GPU"):
         # ZeroGPU packs the model's CUDA tensors at the first launch(): load it before launching.
-        editor = load_editor(args.model)
+        editor = load_editor()
         seed_demo(editor)
     else:
-        editor = BackgroundEditor(lambda: load_editor(args.model), after_load=seed_demo)
+        editor = BackgroundEditor(load_editor, after_load=seed_demo)
     demo = build_demo(settings, editor, wb)
     demo.queue(default_concurrency_limit=8, max_size=256)
+    demo.launch(prevent_thread_lock=True, **launch_kwargs(settings))
+    wall, cpu = time.perf_counter() - started, time.process_time()
     print(
-        f"Ready in {time.perf_counter() - started:.1f} s (model: {getattr(editor, 'name', '?')})",
+        f"Serving after {wall:.1f} s wall, {cpu:.1f} s CPU (model loading continues)",
         file=sys.stderr,
+        flush=True,
     )
-    demo.launch(**launch_kwargs(settings))
+    demo.block_thread()
 
 
 if __name__ == "__main__":
