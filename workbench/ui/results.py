@@ -60,6 +60,7 @@ def leaderboard_plot(rows: list[dict[str, Any]]) -> plt.Figure:
     ax.errorbar(df["rating"], y, xerr=err, fmt="o", capsize=4, color="#4338ca")
     ax.set_yticks(y, [f"{s} (n={v})" for s, v in zip(df["system"], df["votes"], strict=True)])
     ax.set_xlabel("Bradley-Terry rating (95% CI)")
+    ax.margins(y=0.2)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -103,7 +104,9 @@ def render(ctx: UIContext, study: str) -> tuple:
     """Every Results output for `study`."""
     require(study, "Pick a study.")
     stats = ctx.workbench.stats(study)
-    tables = [as_frame(stats.get(name)) for name in SECTIONS]
+    tables = [
+        as_frame(stats.get(name)).round(3) for name in SECTIONS
+    ]  # display; the CSV keeps full precision
     csv = csv_bundle(stats, study, ctx.settings.export_dir)
     board_fig, heat_fig = (
         leaderboard_plot(stats.get("leaderboard") or []),
