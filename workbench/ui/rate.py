@@ -7,7 +7,15 @@ from typing import Any
 
 import gradio as gr
 
-from workbench.ui.context import DB_EVENT, UIContext, require, status_html, study_picker, user_errors
+from workbench.ui.context import (
+    DB_EVENT,
+    UIContext,
+    require,
+    status_html,
+    study_names,
+    study_picker,
+    user_errors,
+)
 from workbench.ui.rating import (
     PUBLIC_IMPRESSION_KEYS,
     instruction_html,
@@ -115,6 +123,9 @@ def build(ctx: UIContext) -> gr.Dropdown:
             if ctx.settings.on_space:
                 gr.LoginButton(scale=1)
         with gr.Accordion("Guidelines", open=False):
+            study_guidelines = gr.Markdown(
+                elem_id="rate-study-guidelines"
+            )  # the study's own, set by its admin
             gr.Markdown(GUIDELINES.read_text(encoding="utf-8") if GUIDELINES.exists() else "")
         gr.HTML(SHORTCUTS_MD)
         progress = gr.HTML(elem_id="rate-progress")
@@ -191,7 +202,13 @@ def build(ctx: UIContext) -> gr.Dropdown:
         ctx.workbench.skip(t["public"]["impression_id"], handle)
         return _screen(next_item(ctx, t["study"], handle), "Skipped.")
 
-    start.click(on_next, [study, handle_box], screen, api_name="next_item", **events)
+    def on_study(study_name):
+        text = ctx.workbench.study_info(study_name)["guidelines"] if study_name in study_names(ctx) else ""
+        return f"**This study:** {text}" if text else ""  # gr.Markdown sanitises any HTML in it
+
+    start.click(on_next, [study, handle_box], screen, api_name="next_item", **events).then(
+        on_study, [study], [study_guidelines], api_visibility="private", queue=False
+    )
     handle_box.submit(on_next, [study, handle_box], screen, api_visibility="private", **events)
     submit.click(
         on_submit,
