@@ -8,6 +8,8 @@ the position-bias report can separate side from system.
 
 from __future__ import annotations
 
+import math
+
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -201,7 +203,7 @@ def study_stats(
         }
         return {**empty, "leaderboard": [], "curation": _curation_section(decisions)}
     votes = votes_frame(wb, info["study_id"])
-    rated = votes[votes["gold_winner"].isna()] if "gold_winner" in votes else votes
+    rated = _without_gold(votes)
     if rated.empty:
         return {"leaderboard": [], "win_matrix": None, "per_category": None, "per_language": None,
                 "agreement": None, "position_bias": None, "raters": None, "curation": None}  # fmt: skip
@@ -211,11 +213,29 @@ def study_stats(
     return report
 
 
+def _without_gold(votes: pd.DataFrame) -> pd.DataFrame:
+    return votes[votes["gold_winner"].isna()] if "gold_winner" in votes else votes
+
+
+def quick_leaderboard(wb: Workbench, study_id: int, rounds: int = 100) -> list[dict[str, Any]]:
+    """Ratings with vote-resampled CIs only (no agreement, no per-category boards): what pair scheduling needs."""
+    from workbench.stats import leaderboard
+
+    rated = _without_gold(votes_frame(wb, study_id))
+    if rated.empty:
+        return []
+    return leaderboard(rated, rounds=rounds).to_dict("records")
+
+
 def _curation_section(decisions: pd.DataFrame) -> dict[str, Any] | None:
     """Acceptance rates, reasons and reviewer agreement (None before the first decision)."""
     from workbench.stats import curation_report, to_jsonable
 
     return to_jsonable(curation_report(decisions)) if len(decisions) else None
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def ci_overlap_priority(
@@ -229,7 +249,7 @@ def ci_overlap_priority(
     bounds = {
         row["system"]: (row.get("ci_low"), row.get("ci_high"))
         for row in leaderboard
-        if row.get("ci_low") is not None and row.get("ci_high") is not None
+        if _finite(row.get("ci_low")) and _finite(row.get("ci_high"))
     }
     priority: dict[tuple[int, int], float] = {}
     names = sorted(system_ids, key=system_ids.get)

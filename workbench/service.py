@@ -540,8 +540,8 @@ class Workbench(CurationMixin):
             if cached and time.monotonic() - cached[0] < PAIR_PRIORITY_TTL_S:
                 return cached[1]
             systems = dict(s.execute(select(System.name, System.id).where(System.study_id == st.id)).all())
-        from workbench.results import ci_overlap_priority
+        from workbench.results import ci_overlap_priority, quick_leaderboard
 
-        priority = ci_overlap_priority(self.stats(st.id, bootstrap_rounds=100)["leaderboard"], systems)
+        priority = ci_overlap_priority(quick_leaderboard(self, st.id), systems)
         self._priority_cache[st.id] = (time.monotonic(), priority)
         return priority
