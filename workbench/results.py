@@ -9,7 +9,6 @@ the position-bias report can separate side from system.
 from __future__ import annotations
 
 import math
-
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
