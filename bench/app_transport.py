@@ -148,18 +148,17 @@ class AppTransport:
         self, rater: str, impression_id: int, choice: str, args: tuple
     ) -> tuple[list[Ack], tuple]:
         """Two submits from one session at once. Both may carry the shown key (one stores, one is a duplicate);
-        or the second may start after the first finished and vote on the next impression the first returned."""
+        or one may start after the other finished and vote on the impression that one returned. The replies can
+        come back in either order, so the order the server ran them in is read from their progress counts; the
+        session shows what the later one returned."""
         client = self._client(rater)
-        first, second = (client.submit(*args, api_name="/submit_vote") for _ in range(2))
-        out1, out2 = first.result(), second.result()
-        a1, a2 = (
-            self._outcome(rater, impression_id, out1, choice),
-            self._outcome(rater, impression_id, out2, choice),
-        )
-        if a1.stored and a2.stored:  # the second voted on what the first returned
-            nxt = self._impression(out1)
-            a2 = Ack(nxt["impression_id"] if nxt else -1, choice, True)
-        return [a1, a2], out2
+        jobs = [client.submit(*args, api_name="/submit_vote") for _ in range(2)]
+        earlier, later = sorted((job.result() for job in jobs), key=_done_count)
+        acks = [self._outcome(rater, impression_id, out, choice) for out in (earlier, later)]
+        if all(a.stored for a in acks):  # the later one voted on what the earlier one returned
+            nxt = self._impression(earlier)
+            acks[1] = Ack(nxt["impression_id"] if nxt else -1, choice, True)
+        return acks, later
 
     def undo_vote(self, rater: str) -> dict | None:
         try:
@@ -171,6 +170,12 @@ class AppTransport:
             raise Unconfirmed(f"undo: {type(exc).__name__}: {exc}") from exc
         self.on_screen[rater] = self._impression(outputs)
         return self.on_screen[rater]
+
+
+def _done_count(outputs: tuple) -> float:
+    """How many votes the rater had when this reply was made (inf once the study is finished)."""
+    shown = outputs[IMPRESSION] or {}
+    return float("inf") if shown.get("done") else (shown.get("progress") or {}).get("done", 0)
 
 
 def integrity_check(db_url: str) -> str:

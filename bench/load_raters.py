@@ -84,7 +84,11 @@ class Ledger:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def ack(self, rater: str, acks: list[Ack], ms: float) -> None:
-        """Record the replies to one vote (two when it was resubmitted): at most one may say "newly stored"."""
+        """Record the replies to one vote (two when it was resubmitted): at most one may say "newly stored".
+
+        "Already saved" alone is an acknowledgement too: the first try committed but its reply failed (an error
+        after the commit), and the retry with the session's same key found the stored vote.
+        """
         by_impression: dict[int, list[Ack]] = {}
         for a in acks:
             by_impression.setdefault(a.impression_id, []).append(a)
@@ -94,8 +98,8 @@ class Ledger:
                 stored = [a for a in replies if a.stored]
                 ids = {a.vote_id for a in replies if a.vote_id is not None}
                 self.double_acks += len(stored) > 1 or len(ids) > 1
-                if stored:
-                    self.actions.setdefault((rater, imp), []).append(stored[0].choice)
+                if replies:
+                    self.actions.setdefault((rater, imp), []).append(replies[0].choice)
                     self.history.setdefault(rater, []).append(imp)
                     self.acknowledged += 1
 
@@ -157,10 +161,11 @@ def _chains(db_url: str) -> tuple[dict[tuple[str, int], list[str]], int]:
     return chains, twice
 
 
-def audit(db_url: str, ledger: Ledger) -> dict[str, int]:
+def audit(db_url: str, ledger: Ledger) -> dict[str, Any]:
     """Compare each impression's chain of stored rows with the acknowledged actions (see the module doc)."""
     chains, keys_twice = _chains(db_url)
     lost, duplicated, unacknowledged = 0, keys_twice, 0
+    mismatches: list[dict] = []
     for pair in ledger.actions.keys() | chains.keys():
         expected, stored = ledger.actions.get(pair, []), chains.get(pair, [])
         # The one request whose reply was lost (server killed) may have committed: one extra row, anywhere.
@@ -169,9 +174,14 @@ def audit(db_url: str, ledger: Ledger) -> dict[str, int]:
         ):
             unacknowledged += 1
             continue
-        lost += sum(1 for i, want in enumerate(expected) if i >= len(stored) or stored[i] != want)
-        duplicated += max(0, len(stored) - len(expected))
-    return {"lost": lost, "duplicated": duplicated, "unacknowledged_stored": unacknowledged}
+        wrong = sum(1 for i, want in enumerate(expected) if i >= len(stored) or stored[i] != want)
+        extra = max(0, len(stored) - len(expected))
+        lost, duplicated = lost + wrong, duplicated + extra
+        if (wrong or extra) and len(mismatches) < 10:  # evidence for whoever debugs a failed audit
+            mismatches.append({"pair": list(pair), "acknowledged": expected, "stored": stored,
+                               "unconfirmed": pair in ledger.unconfirmed})  # fmt: skip
+    return {"lost": lost, "duplicated": duplicated, "unacknowledged_stored": unacknowledged,
+            "mismatches": mismatches}  # fmt: skip
 
 
 def percentile(values: list[float], q: int) -> float:

@@ -128,6 +128,7 @@ class CurationMixin:
             st, rater = self._study(s, study), self._rater(s, rater_handle)
             if st.kind != "curation":
                 raise ValueError(f"study {st.name!r} is a preference study; use next_item")
+            scheduler.lock_rater(s.connection(), rater.id)
             assignment = s.scalars(
                 select(Assignment)
                 .where(

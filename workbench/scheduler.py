@@ -18,7 +18,17 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, exists, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from db.models import Assignment, CurationCandidate, GoldItem, Impression, Item, Output, PairCount, utcnow
+from db.models import (
+    Assignment,
+    CurationCandidate,
+    GoldItem,
+    Impression,
+    Item,
+    Output,
+    PairCount,
+    Rater,
+    utcnow,
+)
 
 # Table-level statements on a Connection: no ORM unit-of-work overhead on the per-screen hot path.
 ASSIGNMENTS, CANDIDATES, GOLD = Assignment.__table__, CurationCandidate.__table__, GoldItem.__table__
@@ -123,6 +133,20 @@ _RELEASE = (
     .values(assigned_count=ITEMS.c.assigned_count - 1)
 )
 _COUNT_ITEMS = select(func.count()).where(ITEMS.c.study_id == B("study_id"), ITEMS.c.is_gold.is_(False))
+
+
+_LOCK_RATER = select(Rater.id).where(Rater.id == bindparam("rater_id")).with_for_update()
+
+
+def lock_rater(conn: Connection, rater_id: int) -> None:
+    """Serialise this rater's "what next?" transactions until commit.
+
+    Without it, two concurrent requests of one rater (a double click, a retry racing the original) on
+    PostgreSQL's READ COMMITTED both find no open impression and both create one: the rater then holds two
+    open screens and the one in the browser session may not be the one the last reply showed. SQLite's
+    BEGIN IMMEDIATE already serialises writers (FOR UPDATE renders as nothing there).
+    """
+    conn.execute(_LOCK_RATER, {"rater_id": rater_id})
 
 
 def open_impression(conn: Connection, study_id: int, rater_id: int) -> int | None:

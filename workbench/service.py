@@ -402,6 +402,7 @@ class Workbench(CurationMixin):
             if st.kind != "preference":
                 raise ValueError(f"study {st.name!r} is a curation study; use next_candidate")
             conn = s.connection()
+            scheduler.lock_rater(conn, rater_id)
             imp = scheduler.open_impression(conn, st.id, rater_id) or scheduler.create_impression(
                 conn, st, rater_id, rng, priority
             )

@@ -260,5 +260,5 @@ def test_full_disk_gives_a_clear_error_and_acknowledges_only_what_is_stored(live
 def test_no_secret_or_token_is_logged(live_app: LiveApp) -> None:
     """Runs last: the log of everything above must not contain the admin password or the HF token."""
     log = live_app.log_path.read_text(errors="replace")
-    assert "Ready in" in log, "the app log was not captured"
+    assert "Serving after" in log, "the app log was not captured"
     assert PASSWORD not in log and TOKEN not in log
