@@ -159,3 +159,46 @@ def test_sigkilled_writer_loses_no_acknowledged_vote(tmp_path: Path) -> None:
     assert set(acked) <= stored
     assert len(stored) < len(pairs)  # it really was killed mid-run
     check.close()
+
+
+def _race(fn, copies: int = 8) -> list:
+    """Run ``fn()`` in ``copies`` threads released at the same instant; their results."""
+    barrier, results = threading.Barrier(copies), [None] * copies
+
+    def one(i: int) -> None:
+        barrier.wait()
+        results[i] = fn()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(copies)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_concurrent_next_item_of_one_rater_opens_one_impression(wb: Workbench, make_study) -> None:
+    """A double click or a retry racing the original must not open two screens for one rater (it did on
+    PostgreSQL, whose READ COMMITTED let both requests see "no open impression" and create one each)."""
+    study = make_study(wb, n_items=20, k=3)
+    wb.add_rater("r1")
+    for _ in range(3):  # three rounds: each answers the shared impression, then races again
+        shown = _race(lambda: wb.next_item(study, "r1"))
+        ids = {s["impression_id"] for s in shown}
+        assert len(ids) == 1, ids
+        with wb.db.read.begin() as s:
+            open_rows = s.execute(text("SELECT COUNT(*) FROM impressions WHERE status = 'open'")).scalar_one()
+        assert open_rows == 1
+        wb.submit_vote(ids.pop(), "r1", "A", idempotency_key=f"k-{shown[0]['impression_id']}")
+
+
+def test_concurrent_next_candidate_of_one_reviewer_opens_one_assignment(wb: Workbench, solid) -> None:
+    wb.create_study("c", kind="curation", k=2)
+    for i in range(10):
+        wb.add_candidate("c", solid(i), f"caption {i}", solid(50 + i), key=f"t{i}")
+    wb.add_rater("r1")
+    shown = _race(lambda: wb.next_candidate("c", "r1"))
+    assert len({s["candidate_id"] for s in shown}) == 1
+    with wb.db.read.begin() as s:
+        open_rows = s.execute(text("SELECT COUNT(*) FROM assignments WHERE status = 'open'")).scalar_one()
+    assert open_rows == 1
