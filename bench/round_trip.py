@@ -2,10 +2,15 @@
 
 Launches the app in this process on 127.0.0.1 (build_demo + launch, as app.py does) over a temp SQLite
 database, then runs N gradio_client sessions side by side; each repeats "submit a vote" (the reply carries
-the next item) as fast as it can. One call = one acknowledged vote + the next blind pair. Target: p95 <= 150 ms
+the next item) as fast as it can, or after a think time like a person (``--think-s``: uniform in 0..2x, so the
+sessions do not move in lockstep). One call = one acknowledged vote + the next blind pair. Target: p95 <= 150 ms
 with 16 clients. The editor is built before timing (not used by these calls).
 
-    .venv/bin/python bench/round_trip.py [--clients 16] [--votes 25] [--db URL]
+With no think time the 16 sessions saturate the machine, so the latency is mostly queueing: on 2 cores shared
+by the server and the 16 client processes, p95 >= 16 x (CPU per round trip, server + client) / 2. A think time
+of a few seconds (people read two images and an instruction) measures what a rater waits for instead.
+
+    .venv/bin/python bench/round_trip.py [--clients 16] [--votes 25] [--think-s 0] [--db URL]
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import random
 import sys
 import tempfile
 import time
@@ -31,9 +37,13 @@ from workbench.service import Workbench  # noqa: E402
 TARGET_P95_MS = 150.0
 
 
-def rater_loop(url: str, handle: str, votes: int, warmup: int) -> tuple[list[float], list[str]]:
+def rater_loop(
+    url: str, handle: str, votes: int, warmup: int, think_s: float = 0.0
+) -> tuple[list[float], list[str]]:
     """One rater's session (run in its own process so clients do not share the server's GIL)."""
     from gradio_client import Client
+
+    rng = random.Random(handle)
 
     out: list[float] = []
     errors: list[str] = []
@@ -43,6 +53,7 @@ def rater_loop(url: str, handle: str, votes: int, warmup: int) -> tuple[list[flo
         for i in range(votes + warmup):
             if shown.get("done"):
                 break
+            time.sleep(rng.uniform(0, 2 * think_s))
             t0 = time.perf_counter()
             shown = client.predict(
                 "bench", handle, "A" if i % 2 else "B", None, None, None, "", api_name="/submit_vote"
@@ -68,6 +79,7 @@ def main() -> int:
     parser.add_argument(
         "--votes", type=int, default=25, help="timed votes per client (after 3 warm-up votes)"
     )
+    parser.add_argument("--think-s", type=float, default=0.0, help="mean think time between votes (s)")
     parser.add_argument("--db", default=None)
     args = parser.parse_args()
     from model.loading import load_editor
@@ -92,7 +104,7 @@ def main() -> int:
         with ProcessPoolExecutor(args.clients, mp_context=ctx, initializer=_quiet) as pool:
             list(pool.map(_import_client, range(args.clients)))  # pay the gradio_client import before timing
             t0, cpu0 = time.perf_counter(), time.process_time()
-            futures = [pool.submit(rater_loop, url, h, args.votes, warmup) for h in handles]
+            futures = [pool.submit(rater_loop, url, h, args.votes, warmup, args.think_s) for h in handles]
             for f in futures:
                 out, errs = f.result()
                 latencies += out
@@ -107,7 +119,8 @@ def main() -> int:
         return 1
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
     print(
-        f"submit_vote -> next item, {args.clients} concurrent gradio_client sessions, {len(latencies)} timed votes "
+        f"submit_vote -> next item, {args.clients} concurrent gradio_client sessions (think {args.think_s} s), "
+        f"{len(latencies)} timed votes "
         f"in {wall:.1f} s ({len(latencies) / wall:.0f} votes/s): p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
         f"p99 {p99:.0f} ms; p95 / target ({TARGET_P95_MS:.0f} ms) = {p95 / TARGET_P95_MS:.2f}"
     )
