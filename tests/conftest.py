@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_EXAMPLES = ROOT.parent / "shared" / "data" / "step1x-examples"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--disable-quic"]  # fmt: skip
 PG_URL = os.environ.get("WORKBENCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -26,6 +32,20 @@ def examples_dir() -> Path:
     if not SHARED_EXAMPLES.is_dir():
         pytest.skip(f"shared examples not found at {SHARED_EXAMPLES}")
     return SHARED_EXAMPLES
+
+
+@pytest.fixture(scope="session")
+def chromium() -> dict:
+    """Playwright launch options for Debian's Chromium, installed with apt-get when missing and we are root
+    (CI); elsewhere the browser tests skip with the reason."""
+    if not Path(CHROMIUM).exists() and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update"], check=False, env=env, capture_output=True, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "chromium", "fonts-dejavu-core"], check=False, env=env,
+                       capture_output=True, timeout=900)  # fmt: skip
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} and it cannot be installed here (needs root and apt-get)")
+    return {"executable_path": CHROMIUM, "headless": True, "args": CHROMIUM_ARGS}
 
 
 def _postgres_reachable(url: str) -> str | None:

@@ -5,41 +5,20 @@ Screenshots go to test-artifacts/app/ (gitignored) for visual review.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "app"
 
 
-def ensure_chromium() -> str | None:
-    """Path of Debian's chromium, installing it with apt when missing and we are root; None if impossible."""
-    if Path(CHROMIUM).exists():
-        return CHROMIUM
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update"], check=False, env=env, capture_output=True, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "chromium", "fonts-dejavu-core"], check=False, env=env,
-                       capture_output=True, timeout=900)  # fmt: skip
-    return CHROMIUM if Path(CHROMIUM).exists() else None
-
-
 @pytest.fixture(scope="module")
-def browser():
+def browser(chromium: dict):
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    path = ensure_chromium()
-    if path is None:
-        pytest.skip(f"no Chromium at {CHROMIUM} and it cannot be installed here (needs root and apt-get)")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, headless=True, args=ARGS)
+        b = p.chromium.launch(**chromium)
         yield b
         b.close()
 

@@ -6,9 +6,7 @@ root) so the disk can be filled; a secret password and token are in its environm
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -184,20 +182,12 @@ def test_upload_size_is_limited(live_app: LiveApp) -> None:
     assert reply.status_code == 413, (reply.status_code, reply.text[:200])
 
 
-def _chromium() -> str | None:
-    return os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
-
-
 @pytest.mark.browser
-def test_instruction_and_comment_are_escaped_in_the_browser(live_app: LiveApp) -> None:
-    if not _chromium():
-        pytest.skip("Chromium not found (set CHROMIUM_PATH or apt-get install chromium)")
+def test_instruction_and_comment_are_escaped_in_the_browser(live_app: LiveApp, chromium: dict) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]  # fmt: skip
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), headless=True, args=args)
+        browser = p.chromium.launch(**chromium)
         page = browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
