@@ -60,7 +60,14 @@ def test_audit_catches_lost_and_duplicated_votes(load_raters, tmp_path: Path) ->
             {**head, "id": head["id"] + 10_000, "idempotency_key": "x", "supersedes_id": head["id"]},
         )
     engine.dispose()
-    assert load_raters.audit(db_url, ledger) == {"lost": 0, "duplicated": 1, "unacknowledged_stored": 0}
+    audited = load_raters.audit(db_url, ledger)
+    assert {k: audited[k] for k in ("lost", "duplicated", "unacknowledged_stored")} == {
+        "lost": 0,
+        "duplicated": 1,
+        "unacknowledged_stored": 0,
+    }
+    (evidence,) = audited["mismatches"]  # the audit names the chain that disagrees
+    assert evidence["pair"][1] == head["impression_id"] and len(evidence["stored"]) == 2
 
 
 @pytest.mark.slow
