@@ -1,7 +1,8 @@
 """Rater round trip through the real app: p50/p95 of submit_vote -> next item with N concurrent clients.
 
 Launches the app in this process on 127.0.0.1 (build_demo + launch, as app.py does) over a temp SQLite
-database, then runs N gradio_client sessions side by side; each repeats "submit a vote" (the reply carries
+database, then runs N client sessions side by side (each speaking Gradio's queue protocol as the web page does,
+or ``--client gradio_client``); each repeats "submit a vote" (the reply carries
 the next item) as fast as it can, or after a think time like a person (``--think-s``: uniform in 0..2x, so the
 sessions do not move in lockstep). One call = one acknowledged vote + the next blind pair. Target: p95 <= 150 ms
 with 16 clients. The editor is built before timing (not used by these calls).
@@ -10,18 +11,20 @@ With no think time the 16 sessions saturate the machine, so the latency is mostl
 by the server and the 16 client processes, p95 >= 16 x (CPU per round trip, server + client) / 2. A think time
 of a few seconds (people read two images and an instruction) measures what a rater waits for instead.
 
-    .venv/bin/python bench/round_trip.py [--clients 16] [--votes 25] [--think-s 0] [--db URL]
+    .venv/bin/python bench/round_trip.py [--clients 16] [--votes 25] [--think-s 0] [--client browser] [--db URL]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import random
 import sys
 import tempfile
 import time
+import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -37,26 +40,66 @@ from workbench.service import Workbench  # noqa: E402
 TARGET_P95_MS = 150.0
 
 
+class BrowserProtocolSession:
+    """One session speaking Gradio's queue protocol the way the web page does: POST ``queue/join``, then read the
+    ``queue/data`` event stream until the server closes it.
+
+    gradio_client (the ``--client gradio_client`` option) polls its message queue every 50 ms, which adds
+    ~100 ms per call on the client side; this client measures what the server delivers to a browser.
+    """
+
+    def __init__(self, url: str) -> None:
+        import httpx
+
+        config = httpx.get(url + "config", timeout=60).json()
+        self.fn_index = {d["api_name"]: d["id"] for d in config["dependencies"] if d.get("api_name")}
+        self.http = httpx.Client(base_url=url + "gradio_api/", timeout=60)
+        self.session_hash = uuid.uuid4().hex
+
+    def predict(self, *data: object, api_name: str) -> list:
+        """The endpoint's outputs (session State slots come back as None), or RuntimeError on an app error."""
+        join = {"data": list(data), "fn_index": self.fn_index[api_name.lstrip("/")],
+                "session_hash": self.session_hash, "event_data": None, "trigger_id": None}  # fmt: skip
+        self.http.post("queue/join", json=join).raise_for_status()
+        done = None
+        with self.http.stream("GET", "queue/data", params={"session_hash": self.session_hash}) as stream:
+            for line in stream.iter_lines():
+                msg = json.loads(line[5:]) if line.startswith("data:") else {}
+                if msg.get("msg") == "process_completed":
+                    done = msg
+                if msg.get("msg") == "close_stream":
+                    break
+        if done is None or not done.get("success"):
+            raise RuntimeError(f"{api_name} failed: {done}")
+        return [
+            v for v in done["output"]["data"] if v is not None
+        ]  # drop the State slot, as gradio_client does
+
+
 def rater_loop(
-    url: str, handle: str, votes: int, warmup: int, think_s: float = 0.0
+    url: str, handle: str, votes: int, warmup: int, think_s: float = 0.0, client_kind: str = "browser"
 ) -> tuple[list[float], list[str]]:
     """One rater's session (run in its own process so clients do not share the server's GIL)."""
-    from gradio_client import Client
-
     rng = random.Random(handle)
-
     out: list[float] = []
     errors: list[str] = []
     try:
-        client = Client(url, verbose=False, download_files=False)
+        if client_kind == "gradio_client":
+            from gradio_client import Client
+
+            client = Client(url, verbose=False, download_files=False)
+        else:
+            client = BrowserProtocolSession(url)
+        state = () if client_kind == "gradio_client" else (None,)  # the page sends the State slot (as null)
         shown = client.predict("bench", handle, api_name="/next_item")[0]
         for i in range(votes + warmup):
             if shown.get("done"):
                 break
             time.sleep(rng.uniform(0, 2 * think_s))
             t0 = time.perf_counter()
+            choice = "A" if i % 2 else "B"
             shown = client.predict(
-                "bench", handle, "A" if i % 2 else "B", None, None, None, "", api_name="/submit_vote"
+                *state, "bench", handle, choice, None, None, None, "", api_name="/submit_vote"
             )[0]
             if i >= warmup:
                 out.append((time.perf_counter() - t0) * 1000)
@@ -71,6 +114,7 @@ def _quiet() -> None:
 
 def _import_client(_: int) -> None:
     import gradio_client  # noqa: F401
+    import httpx  # noqa: F401
 
 
 def main() -> int:
@@ -80,6 +124,13 @@ def main() -> int:
         "--votes", type=int, default=25, help="timed votes per client (after 3 warm-up votes)"
     )
     parser.add_argument("--think-s", type=float, default=0.0, help="mean think time between votes (s)")
+    parser.add_argument(
+        "--client",
+        choices=("browser", "gradio_client"),
+        default="browser",
+        help="browser: Gradio's queue protocol over httpx, as the web page speaks it; gradio_client: the Python "
+        "client (adds ~100 ms of its own polling per call)",
+    )
     parser.add_argument("--db", default=None)
     args = parser.parse_args()
     from model.loading import load_editor
@@ -104,7 +155,10 @@ def main() -> int:
         with ProcessPoolExecutor(args.clients, mp_context=ctx, initializer=_quiet) as pool:
             list(pool.map(_import_client, range(args.clients)))  # pay the gradio_client import before timing
             t0, cpu0 = time.perf_counter(), time.process_time()
-            futures = [pool.submit(rater_loop, url, h, args.votes, warmup, args.think_s) for h in handles]
+            futures = [
+                pool.submit(rater_loop, url, h, args.votes, warmup, args.think_s, args.client)
+                for h in handles
+            ]
             for f in futures:
                 out, errs = f.result()
                 latencies += out
@@ -119,7 +173,7 @@ def main() -> int:
         return 1
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
     print(
-        f"submit_vote -> next item, {args.clients} concurrent gradio_client sessions (think {args.think_s} s), "
+        f"submit_vote -> next item, {args.clients} concurrent {args.client} sessions (think {args.think_s} s), "
         f"{len(latencies)} timed votes "
         f"in {wall:.1f} s ({len(latencies) / wall:.0f} votes/s): p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
         f"p99 {p99:.0f} ms; p95 / target ({TARGET_P95_MS:.0f} ms) = {p95 / TARGET_P95_MS:.2f}"
