@@ -1,9 +1,10 @@
-"""The load harness's HTTP side: start/kill/restart ``python app.py`` and drive it with gradio_client.
+"""The load harness's HTTP side: start/kill/restart ``python app.py`` and drive it as browsers do.
 
-One gradio_client ``Client`` is one browser session, so each simulated rater has its own; the app keeps the
-shown impression (and its server-minted idempotency key) in that session's ``gr.State``. A resubmit is two
-concurrent submits from the same session, which is what a double click or a client retry looks like to the
-server.
+Each simulated rater is one browser session (``browser_protocol.BrowserProtocolSession``: Gradio's queue
+protocol as the web page speaks it; gradio_client would add ~100 ms of its own polling to every call). The app
+keeps the shown impression (and its server-minted idempotency key) in that session's ``gr.State``. A resubmit
+is two events joined at once in the same session, which is what a double click or a client retry looks like to
+the server.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from gradio_client import Client
-from gradio_client.exceptions import AppError
-from load_raters import Ack, Ledger, RaterPlan, Unconfirmed, run_load
+from browser_protocol import AppRefused, BrowserProtocolSession, read_endpoints
+from load_raters import Ack, Ledger, RaterPlan, ScreenLost, Unconfirmed, run_load
 
 ROOT = Path(__file__).resolve().parents[1]
-IMPRESSION, STATUS = 0, 4  # positions in the Rate tab's outputs (State is not returned to API clients)
+IMPRESSION, STATUS = 0, 4  # positions in the Rate tab's outputs (the State slot left out)
 SAVED, ALREADY = "Saved", "Already saved"
 
 
@@ -85,28 +85,31 @@ class AppServer:
 
 
 class AppTransport:
-    """Drives the Rate tab's API (next_item, submit_vote, undo_vote) with one Client per rater."""
+    """Drives the Rate tab's API (next_item, submit_vote, undo_vote) with one browser session per rater."""
 
     def __init__(self, url: str, study: str) -> None:
         self.url, self.study = url, study
-        self.clients: dict[str, Client] = {}
+        self.endpoints = read_endpoints(url)  # the same after a restart: the same app code
+        self.clients: dict[str, BrowserProtocolSession] = {}
         self.on_screen: dict[str, dict | None] = {}  # what each rater's session shows (returned by the app)
         self.lock = threading.Lock()
 
-    def _client(self, rater: str) -> Client:
+    def _client(self, rater: str) -> BrowserProtocolSession:
         if rater not in self.clients:
-            self.clients[rater] = Client(self.url, verbose=False, download_files=False)
+            self.clients[rater] = BrowserProtocolSession(self.url, self.endpoints)
         return self.clients[rater]
 
     def _forget(self, rater: str) -> None:
         """After a connection failure the session (and its State) may be gone: start a new one."""
-        self.clients.pop(rater, None)
+        client = self.clients.pop(rater, None)
+        if client is not None:
+            client.close()
         self.on_screen.pop(rater, None)
 
     def _call(self, rater: str, api_name: str, *args: Any) -> tuple:
         try:
             return self._client(rater).predict(*args, api_name=api_name)
-        except AppError:
+        except AppRefused:
             raise  # the app answered with a clear error: nothing was stored, the session is intact
         except Exception:
             self._forget(rater)
@@ -136,7 +139,10 @@ class AppTransport:
                 acks = [self._outcome(rater, impression_id, outputs, choice)]
             else:
                 acks, outputs = self._double_submit(rater, impression_id, choice, args)
-        except AppError:
+        except AppRefused as exc:
+            if "no item on screen" in str(exc):  # a restarted server lost this session's State
+                self.on_screen.pop(rater, None)
+                raise ScreenLost(str(exc)) from exc
             raise  # refused with a message (e.g. a lock timeout): the session still holds the same key
         except Exception as exc:
             self._forget(rater)
@@ -151,9 +157,8 @@ class AppTransport:
         or one may start after the other finished and vote on the impression that one returned. The replies can
         come back in either order, so the order the server ran them in is read from their progress counts; the
         session shows what the later one returned."""
-        client = self._client(rater)
-        jobs = [client.submit(*args, api_name="/submit_vote") for _ in range(2)]
-        earlier, later = sorted((job.result() for job in jobs), key=_done_count)
+        replies = self._client(rater).submit_together([args, args], "/submit_vote")
+        earlier, later = sorted(replies, key=_done_count)
         acks = [self._outcome(rater, impression_id, out, choice) for out in (earlier, later)]
         if all(a.stored for a in acks):  # the later one voted on what the earlier one returned
             nxt = self._impression(earlier)
@@ -163,7 +168,7 @@ class AppTransport:
     def undo_vote(self, rater: str) -> dict | None:
         try:
             outputs = self._client(rater).predict(self.study, rater, api_name="/undo_vote")
-        except AppError:
+        except AppRefused:
             raise
         except Exception as exc:
             self._forget(rater)

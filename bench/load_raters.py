@@ -117,7 +117,8 @@ class Ledger:
             if any(m in text.lower() for m in LOCK_MARKERS):
                 self.lock_errors += 1
             elif (
-                isinstance(exc, Unconfirmed | ConnectionError | OSError)
+                isinstance(exc, Unconfirmed | ScreenLost | ConnectionError | OSError)
+                or type(exc).__module__.startswith(("httpx", "httpcore"))  # transport errors while restarting
                 or "Connect" in text
                 or "Cancelled" in text
             ):
@@ -207,13 +208,18 @@ class Unconfirmed(Exception):
     """A vote request failed in a way that leaves open whether it was stored (connection lost)."""
 
 
+class ScreenLost(Exception):
+    """The server no longer knows what this session shows (it restarted): nothing was stored; fetch the screen
+    again, as a person would press Start / resume."""
+
+
 def call_with_retry(fn: Callable[[], Any], ledger: Ledger, plan: RaterPlan) -> Any:
     """Retry a request the way a patient client would (lock errors, restarts); the last failure propagates."""
     deadline = time.monotonic() + plan.retry_for_s
     while True:
         try:
             return fn()
-        except Unconfirmed:
+        except (Unconfirmed, ScreenLost):
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is counted, then retried
             ledger.error(exc)
@@ -241,6 +247,9 @@ def run_rater(transport: Transport, rater: str, plan: RaterPlan, ledger: Ledger,
             ledger.error(exc)
             with ledger.lock:
                 ledger.unconfirmed.add((rater, imp))
+            continue
+        except ScreenLost as exc:
+            ledger.error(exc)
             continue
         ledger.ack(rater, acks, (time.perf_counter() - t0) * 1000)
         ledger.resubmits += duplicate

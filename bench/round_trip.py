@@ -17,14 +17,12 @@ of a few seconds (people read two images and an instruction) measures what a rat
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import random
 import sys
 import tempfile
 import time
-import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -40,42 +38,6 @@ from workbench.service import Workbench  # noqa: E402
 TARGET_P95_MS = 150.0
 
 
-class BrowserProtocolSession:
-    """One session speaking Gradio's queue protocol the way the web page does: POST ``queue/join``, then read the
-    ``queue/data`` event stream until the server closes it.
-
-    gradio_client (the ``--client gradio_client`` option) polls its message queue every 50 ms, which adds
-    ~100 ms per call on the client side; this client measures what the server delivers to a browser.
-    """
-
-    def __init__(self, url: str) -> None:
-        import httpx
-
-        config = httpx.get(url + "config", timeout=60).json()
-        self.fn_index = {d["api_name"]: d["id"] for d in config["dependencies"] if d.get("api_name")}
-        self.http = httpx.Client(base_url=url + "gradio_api/", timeout=60)
-        self.session_hash = uuid.uuid4().hex
-
-    def predict(self, *data: object, api_name: str) -> list:
-        """The endpoint's outputs (session State slots come back as None), or RuntimeError on an app error."""
-        join = {"data": list(data), "fn_index": self.fn_index[api_name.lstrip("/")],
-                "session_hash": self.session_hash, "event_data": None, "trigger_id": None}  # fmt: skip
-        self.http.post("queue/join", json=join).raise_for_status()
-        done = None
-        with self.http.stream("GET", "queue/data", params={"session_hash": self.session_hash}) as stream:
-            for line in stream.iter_lines():
-                msg = json.loads(line[5:]) if line.startswith("data:") else {}
-                if msg.get("msg") == "process_completed":
-                    done = msg
-                if msg.get("msg") == "close_stream":
-                    break
-        if done is None or not done.get("success"):
-            raise RuntimeError(f"{api_name} failed: {done}")
-        return [
-            v for v in done["output"]["data"] if v is not None
-        ]  # drop the State slot, as gradio_client does
-
-
 def rater_loop(
     url: str, handle: str, votes: int, warmup: int, think_s: float = 0.0, client_kind: str = "browser"
 ) -> tuple[list[float], list[str]]:
@@ -89,8 +51,9 @@ def rater_loop(
 
             client = Client(url, verbose=False, download_files=False)
         else:
+            from bench.browser_protocol import BrowserProtocolSession
+
             client = BrowserProtocolSession(url)
-        state = () if client_kind == "gradio_client" else (None,)  # the page sends the State slot (as null)
         shown = client.predict("bench", handle, api_name="/next_item")[0]
         for i in range(votes + warmup):
             if shown.get("done"):
@@ -98,9 +61,7 @@ def rater_loop(
             time.sleep(rng.uniform(0, 2 * think_s))
             t0 = time.perf_counter()
             choice = "A" if i % 2 else "B"
-            shown = client.predict(
-                *state, "bench", handle, choice, None, None, None, "", api_name="/submit_vote"
-            )[0]
+            shown = client.predict("bench", handle, choice, None, None, None, "", api_name="/submit_vote")[0]
             if i >= warmup:
                 out.append((time.perf_counter() - t0) * 1000)
     except Exception as exc:  # noqa: BLE001 - reported in the summary
