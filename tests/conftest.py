@@ -84,3 +84,11 @@ def pg_url(pg_base_url: str) -> Iterator[str]:
     with admin.begin() as conn:
         conn.execute(sa.text(f'drop schema "{schema}" cascade'))
     admin.dispose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the PostgreSQL server carries the `postgres` marker, whichever way it gets its URL,
+    so `-m "not postgres"` leaves them all out."""
+    for item in items:
+        if {"pg_url", "pg_base_url"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)
