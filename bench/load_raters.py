@@ -98,10 +98,9 @@ class Ledger:
                 stored = [a for a in replies if a.stored]
                 ids = {a.vote_id for a in replies if a.vote_id is not None}
                 self.double_acks += len(stored) > 1 or len(ids) > 1
-                if replies:
-                    self.actions.setdefault((rater, imp), []).append(replies[0].choice)
-                    self.history.setdefault(rater, []).append(imp)
-                    self.acknowledged += 1
+                self.actions.setdefault((rater, imp), []).append(replies[0].choice)
+                self.history.setdefault(rater, []).append(imp)
+                self.acknowledged += 1
 
     def undo(self, rater: str, reshown: dict | None) -> None:
         with self.lock:
