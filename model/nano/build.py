@@ -38,14 +38,14 @@ class NanoConfig:
     text_hidden: int = 64  # Qwen2.5-VL width
     text_layers: int = 2
     vision_hidden: int = 32
-    connector_hidden: int = 96
+    connector_hidden: int = 128
     connector_depth: int = 1
-    width: int = 96  # DiT inner dim = heads x head_dim
+    width: int = 192  # DiT inner dim = heads x head_dim; >= 8*8*3 so a patch's output has full rank
     head_dim: int = 32
     double_layers: int = 2
     single_layers: int = 2
     pooled_dim: int = 64
-    max_length: int = 24
+    max_length: int = 36  # the longest instruction is 33 tokens after the prefix
     steps: int = 1
 
     def as_dict(self) -> dict:

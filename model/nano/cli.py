@@ -46,7 +46,17 @@ def register(subparsers) -> None:
     )
     train.add_argument("--steps", type=int, default=6000)
     train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--lr", type=float, default=1.5e-3)
+    train.add_argument(
+        "--changed-weight", type=float, default=0.0, help="extra loss weight on pixels the edit changes"
+    )
+    train.add_argument(
+        "--category-weight",
+        action="append",
+        default=[],
+        metavar="CATEGORY=W",
+        help="draw this category W times as often (repeatable), e.g. text=2",
+    )
     train.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this wall time")
     train.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on shared cores)")
     train.add_argument("--seed", type=int, default=0)
@@ -54,7 +64,11 @@ def register(subparsers) -> None:
     train.set_defaults(func=_cmd_train)
 
     ev = subparsers.add_parser("eval-nano", help="held-out success / PSNR / seconds per edit of a nano model")
-    ev.add_argument("--model", default=None, help="model folder (default: assets/step1x-edit-nano)")
+    which = ev.add_mutually_exclusive_group()
+    which.add_argument("--model", default=None, help="model folder (default: assets/step1x-edit-nano)")
+    which.add_argument(
+        "--checkpoint", type=Path, default=None, help="a training checkpoint.pt (its EMA weights), mid-run"
+    )
     ev.add_argument("--per-category", type=int, default=20)
     ev.add_argument("--categories", type=_categories, default=CATEGORIES)
     ev.add_argument("--threads", type=int, default=2)
@@ -148,6 +162,22 @@ def push_to_curation(metadata_files: list[Path], study: str, db_url: str | None,
     return pushed
 
 
+def _category_weights(items: list[str]) -> dict[str, float]:
+    """["text=2", ...] -> {"text": 2.0}; unknown categories and bad numbers are usage errors."""
+    weights = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in CATEGORIES:
+            raise SystemExit(f"--category-weight: unknown category {name!r} (known: {', '.join(CATEGORIES)})")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise SystemExit(f"--category-weight {item!r}: expected CATEGORY=NUMBER") from None
+        if weights[name] < 0:
+            raise SystemExit(f"--category-weight {item!r}: the weight must be >= 0")
+    return weights
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from model.nano.train import TrainConfig, train
 
@@ -155,6 +185,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
+        changed_weight=args.changed_weight,
+        category_weights=_category_weights(args.category_weight),
         max_minutes=args.max_minutes,
         threads=args.threads,
         seed=args.seed,
@@ -173,7 +205,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from model.nano.evaluate import evaluate, format_table
 
     torch.set_num_threads(args.threads)
-    pipe = load_editor(args.model)
+    if args.checkpoint:
+        from model.nano.train import pipeline_from_checkpoint
+
+        pipe = pipeline_from_checkpoint(args.checkpoint)
+    else:
+        pipe = load_editor(args.model)
     pipe.set_progress_bar_config(disable=True)
     result = evaluate(pipe, per_category=args.per_category, categories=args.categories)
     if args.rows:

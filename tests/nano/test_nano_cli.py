@@ -63,3 +63,12 @@ def test_unknown_category_is_rejected(capsys):
     with pytest.raises(SystemExit):
         _run(["eval-nano", "--categories", "color,spin"], capsys)
     assert "unknown categories" in capsys.readouterr().err
+
+
+def test_category_weight_parsing():
+    from model.nano.cli import _category_weights
+
+    assert _category_weights(["text=2", "texture=1.5"]) == {"text": 2.0, "texture": 1.5}
+    for bad in (["spin=2"], ["text=two"], ["text=-1"]):
+        with pytest.raises(SystemExit):
+            _category_weights(bad)

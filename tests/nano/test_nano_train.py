@@ -7,7 +7,15 @@ import torch
 
 from model.nano.build import build_nano_pipeline
 from model.nano.data import export_world, read_metadata
-from model.nano.train import TrainConfig, TripletBatcher, encode_batch, flow_loss, prompt_ids, train
+from model.nano.train import (
+    TrainConfig,
+    TripletBatcher,
+    encode_batch,
+    flow_loss,
+    pipeline_from_checkpoint,
+    prompt_ids,
+    train,
+)
 from model.nano.world import make_triplet
 
 
@@ -64,3 +72,34 @@ def test_training_resumes_from_checkpoint(dataset, tmp_path, tiny_config):
     assert steps == [1, 2, 3, 4, 5]
     assert (tmp_path / "loss.png").stat().st_size > 0
     assert pipe.name == "step1x-edit-nano"
+    # The checkpoint's EMA weights are what training returned.
+    again = pipeline_from_checkpoint(tmp_path / "checkpoint.pt")
+    for name in ("text_encoder", "connector", "transformer"):
+        ours, theirs = getattr(pipe, name).state_dict(), getattr(again, name).state_dict()
+        assert ours.keys() == theirs.keys()
+        assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_changed_weight_counts_edited_pixels_more(pipe, dataset):
+    batcher = TripletBatcher(pipe, read_metadata(dataset))
+    src, tgt, embeds, mask = batcher.batch(list(range(len(batcher))))
+    t = torch.ones(len(src))
+
+    def loss(source, target, weight):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            return flow_loss(pipe, source, target, embeds, mask, t, weight).item()
+
+    plain = loss(src, tgt, 0.0)
+    # The untrained model stays near the source, so its error sits on the edited pixels.
+    assert loss(src, tgt, 4.0) > 1.5 * plain
+    # With nothing edited there is nothing to weight: the weighted loss is the plain MSE.
+    assert loss(src, src, 4.0) == pytest.approx(loss(src, src, 0.0), rel=1e-6)
+
+
+def test_category_weights_set_the_draw_weights(pipe, dataset):
+    batcher = TripletBatcher(pipe, read_metadata(dataset))
+    assert batcher.sampling_weights({}) is None
+    weights = batcher.sampling_weights({batcher.categories[0]: 3.0})
+    assert weights == [3.0 if c == batcher.categories[0] else 1.0 for c in batcher.categories]
+    assert all(batcher.categories)  # every generated triplet names its category
