@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from model.nano.checks import EDIT_TOLERANCE, REST_TOLERANCE
 from model.nano.evaluate import format_table
 
 EVAL_FILE = "eval.json"  # summary of the full held-out evaluation
@@ -52,7 +53,8 @@ def write_model_card(model_dir: str | Path, notes: str = "") -> Path:
         "",
         "## Metrics (held-out, `python -m model eval-nano`)",
         "Success = the programmatic check of `model/nano/checks.py`: edited cells match the target within",
-        "0.08 mean abs. error and have the requested colour / are empty, every other cell is unchanged within 0.03.",
+        f"{EDIT_TOLERANCE} mean abs. error and have the requested colour / are empty, every other cell is",
+        f"unchanged within {REST_TOLERANCE}.",
         "",
         "```",
         format_table(summary),
