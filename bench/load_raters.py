@@ -220,7 +220,7 @@ def call_with_retry(fn: Callable[[], Any], ledger: Ledger, plan: RaterPlan) -> A
             return fn()
         except (Unconfirmed, ScreenLost):
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure is counted, then retried
+        except Exception as exc:  # every failure is counted, then retried
             ledger.error(exc)
             if time.monotonic() > deadline:
                 raise

@@ -19,9 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._machine import machine_line  # noqa: E402
-from workbench.bulk import bulk_items  # noqa: E402
-from workbench.service import Workbench  # noqa: E402
+from bench._machine import machine_line
+from workbench.bulk import bulk_items
+from workbench.service import Workbench
 
 TARGET_P95_MS = 10.0
 

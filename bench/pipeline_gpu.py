@@ -41,10 +41,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.connector import Step1XEditConnector  # noqa: E402
-from model.encoder import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, prefix_token_count  # noqa: E402
-from model.key_mapping import FLUX_VAE_CONFIG, OFFICIAL_CONNECTOR_CONFIG  # noqa: E402
-from model.pipeline import Step1XEditPipeline  # noqa: E402
+from model.connector import Step1XEditConnector
+from model.encoder import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, prefix_token_count
+from model.key_mapping import FLUX_VAE_CONFIG, OFFICIAL_CONNECTOR_CONFIG
+from model.pipeline import Step1XEditPipeline
 
 # Official README, one H800, batch 1 with CFG, 28 steps, bf16 + flash-attn: (seconds, peak GB).
 OFFICIAL_H800 = {512: (5.0, 42.5), 768: (11.0, 46.5), 1024: (22.0, 49.8)}

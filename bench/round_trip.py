@@ -29,11 +29,11 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench._machine import machine_line  # noqa: E402
-from workbench.bulk import bulk_items  # noqa: E402
-from workbench.service import Workbench  # noqa: E402
+from bench._machine import machine_line
+from workbench.bulk import bulk_items
+from workbench.service import Workbench
 
 TARGET_P95_MS = 150.0
 
@@ -64,7 +64,7 @@ def rater_loop(
             shown = client.predict("bench", handle, choice, None, None, None, "", api_name="/submit_vote")[0]
             if i >= warmup:
                 out.append((time.perf_counter() - t0) * 1000)
-    except Exception as exc:  # noqa: BLE001 - reported in the summary
+    except Exception as exc:  # reported in the summary
         errors.append(f"{handle}: {exc!r}")
     return out, errors
 

@@ -19,10 +19,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._machine import machine_line  # noqa: E402
-from db.engine import SYNC_ENV  # noqa: E402
-from workbench.bulk import bulk_impressions  # noqa: E402
-from workbench.service import Workbench  # noqa: E402
+from bench._machine import machine_line
+from db.engine import SYNC_ENV
+from workbench.bulk import bulk_impressions
+from workbench.service import Workbench
 
 TARGET_P95_MS = 5.0
 

@@ -48,7 +48,7 @@ def _decode(table: Table, row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _revision(conn) -> str | None:  # noqa: ANN001 - SQLAlchemy Connection
+def _revision(conn) -> str | None:  # SQLAlchemy Connection
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
@@ -149,13 +149,13 @@ def restore(snapshot_path: str | Path, url: str, batch: int = 500) -> dict[str, 
         db.dispose()
 
 
-def _flush(conn, tables: dict[str, Table], pending: dict[str, list[dict]]) -> None:  # noqa: ANN001
+def _flush(conn, tables: dict[str, Table], pending: dict[str, list[dict]]) -> None:
     # Tables were written parent-first, so flushing in that order keeps every foreign key satisfied.
     for name in [t for t in tables if pending.get(t)]:
         conn.execute(insert(tables[name]), pending.pop(name))
 
 
-def _reset_sequences(conn, tables) -> None:  # noqa: ANN001
+def _reset_sequences(conn, tables) -> None:
     """Explicit ids bypass PostgreSQL sequences; move each past the restored maximum."""
     for table in tables:
         for col in table.primary_key.columns:

@@ -65,7 +65,7 @@ def make_engine(url: str, synchronous: str | None = None) -> Engine:
     engine = create_engine(u, pool_size=10, max_overflow=40, pool_timeout=60)
 
     @event.listens_for(engine, "connect")
-    def _sqlite_on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API connection
+    def _sqlite_on_connect(dbapi_conn, _record) -> None:  # DB-API connection
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (Python < 3.12 pysqlite)
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -75,7 +75,7 @@ def make_engine(url: str, synchronous: str | None = None) -> Engine:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _sqlite_begin(conn) -> None:  # noqa: ANN001 - SQLAlchemy Connection
+    def _sqlite_begin(conn) -> None:  # SQLAlchemy Connection
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
         conn.exec_driver_sql(f"BEGIN {mode}")
 

@@ -435,7 +435,7 @@ def _official_hub_patterns(repo_id: str) -> list[str]:
 
     try:  # one request (the tree listing would retry for a minute without network)
         files = {sibling.rfilename for sibling in model_info(repo_id).siblings or []}
-    except Exception:  # noqa: BLE001 - offline or unknown repo: let the snapshot call report it clearly
+    except Exception:  # offline or unknown repo: let the snapshot call report it clearly
         return _HUB_PATTERNS
     if "model_index.json" in files:
         return _HUB_PATTERNS

@@ -15,7 +15,7 @@ from typing import Any
 from workbench.importers import ImportFailed
 
 
-def _workbench(args: argparse.Namespace):  # noqa: ANN202 - lazy import keeps --help fast
+def _workbench(args: argparse.Namespace):  # lazy import keeps --help fast
     from workbench.service import Workbench
 
     wb = Workbench(db_url=args.db, data_dir=args.data_dir)
@@ -48,7 +48,7 @@ def _cmd_studies_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ensure_study(wb, name: str, kind: str, k: int) -> None:  # noqa: ANN001
+def _ensure_study(wb, name: str, kind: str, k: int) -> None:
     try:
         wb.study_info(name)
     except LookupError:

@@ -10,14 +10,14 @@ from sqlalchemy.orm import Session
 from db.models import RETRACT, SCORE_NAMES
 
 
-def latest(s: Session, model, parent_column, parent_id: int):  # noqa: ANN001, ANN202 - ORM class / column
+def latest(s: Session, model, parent_column, parent_id: int):  # ORM class / column
     """The current row of an append-only chain (each new row supersedes the latest, so it has the highest id)."""
     return s.scalars(
         select(model).where(parent_column == parent_id).order_by(model.id.desc()).limit(1)
     ).first()
 
 
-def by_key(s: Session, model, key: str):  # noqa: ANN001, ANN202
+def by_key(s: Session, model, key: str):
     """The row holding idempotency ``key`` (None if new); refuses a missing key."""
     if not key or not isinstance(key, str):
         raise ValueError("an idempotency_key (non-empty string) is required")
@@ -48,7 +48,7 @@ def check_scores(scores: Mapping[str, float] | None) -> dict[str, float | None]:
     return out
 
 
-def last_standing(s: Session, model, answer_column, parent, parent_fk, study_id: int, rater_id: int):  # noqa: ANN001, ANN202
+def last_standing(s: Session, model, answer_column, parent, parent_fk, study_id: int, rater_id: int):
     """The rater's newest answer in the study that is neither withdrawn nor superseded (what "undo" withdraws).
 
     ``model`` is Vote or Decision, ``answer_column`` its choice/decision column, ``parent`` the table that carries
@@ -69,7 +69,7 @@ def last_standing(s: Session, model, answer_column, parent, parent_fk, study_id:
     ).first()
 
 
-def check_new_key(s: Session, model, study, key: str | None, what: str) -> None:  # noqa: ANN001
+def check_new_key(s: Session, model, study, key: str | None, what: str) -> None:
     """Refuse an external key already used in the study (items and candidates are unique per study and key)."""
     if key is None:
         return

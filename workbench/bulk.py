@@ -36,7 +36,7 @@ def bulk_items(
     hashes = [wb.images.put(_png(i + 1)) for i in range(len(systems))]
     rng = random.Random(seed)
 
-    def write(s) -> list[int]:  # noqa: ANN001 - Session
+    def write(s) -> list[int]:  # Session
         st = s.scalars(select(Study).where(Study.name == study)).one()
         system_ids = [wb.system_id(s, st.id, name) for name in systems]
         item_ids = s.scalars(
@@ -70,7 +70,7 @@ def bulk_impressions(wb: Workbench, study: str, n_items: int, raters: int = 4) -
     for handle in handles:
         wb.add_rater(handle)
 
-    def write(s) -> list[tuple[int, str]]:  # noqa: ANN001 - Session
+    def write(s) -> list[tuple[int, str]]:  # Session
         st = s.scalars(select(Study).where(Study.name == study)).one()
         rater_ids = [s.scalars(select(Rater.id).where(Rater.handle == h)).one() for h in handles]
         outputs = dict.fromkeys(item_ids)

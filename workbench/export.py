@@ -26,7 +26,7 @@ from workbench.service import StudyRef, Workbench
 FORMATS = ("csv", "parquet", "jsonl")
 
 
-def _frame(wb: Workbench, query) -> pd.DataFrame:  # noqa: ANN001 - a SELECT
+def _frame(wb: Workbench, query) -> pd.DataFrame:  # a SELECT
     with wb.db.read.begin() as s:
         result = s.execute(query)
         return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))

@@ -217,7 +217,7 @@ def _store_images(wb: Workbench, rows: Sequence[_Row]) -> list[dict[str, str]]:
     return hashes
 
 
-def _insert_all(wb: Workbench, study: str | int, rows: Sequence[_Row], insert_one) -> int:  # noqa: ANN001
+def _insert_all(wb: Workbench, study: str | int, rows: Sequence[_Row], insert_one) -> int:
     """Store the images, then insert every row in one transaction; any error rolls back the whole import."""
     hashes = _store_images(wb, rows)
 
@@ -236,8 +236,8 @@ def _insert_all(wb: Workbench, study: str | int, rows: Sequence[_Row], insert_on
         raise ImportFailed(str(exc)) from exc
 
 
-def _insert_item(wb: Workbench):  # noqa: ANN202
-    def insert_one(s: Session, study, row: _Row, hashes: dict[str, str]) -> None:  # noqa: ANN001
+def _insert_item(wb: Workbench):
+    def insert_one(s: Session, study, row: _Row, hashes: dict[str, str]) -> None:
         outputs = {k[len(OUTPUT_PREFIX) :]: v for k, v in hashes.items() if k.startswith(OUTPUT_PREFIX)}
         f = row.fields
         wb.insert_item(
@@ -282,8 +282,8 @@ def import_manifest(
     return {"study": study, "imported": _insert_all(wb, study, rows, insert_one), "kind": kind}
 
 
-def _insert_candidate(wb: Workbench):  # noqa: ANN202
-    def insert_one(s: Session, study, row: _Row, hashes: dict[str, str]) -> None:  # noqa: ANN001
+def _insert_candidate(wb: Workbench):
+    def insert_one(s: Session, study, row: _Row, hashes: dict[str, str]) -> None:
         f = row.fields
         wb.insert_candidate(
             s, study, hashes["source"], f["instruction"], hashes["target"], f["filter_score"], f["filter_reason"],

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 CHOICE_TO_SCREEN_WINNER = {"A": "left", "B": "right", "tie": "tie", "both_bad": "tie (bothbad)"}
 
 
-def _current(model, parent_column):  # noqa: ANN001, ANN202 - ORM class / column
+def _current(model, parent_column):  # ORM class / column
     """Subquery of the newest row id per parent (the head of each append-only chain)."""
     return select(func.max(model.id).label("id")).group_by(parent_column).subquery()
 

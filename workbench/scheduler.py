@@ -70,12 +70,12 @@ _OPEN_IMPRESSION = (
 )
 
 
-def _unseen(target_id_column, assignment_column):  # noqa: ANN001, ANN202 - SQL expressions
+def _unseen(target_id_column, assignment_column):  # SQL expressions
     """No assignment of this rater points at the row (the "never twice" rule, served by UNIQUE(rater, item))."""
     return ~exists().where(ASSIGNMENTS.c.rater_id == B("rater_id"), assignment_column == target_id_column)
 
 
-def _queue(table, *conditions):  # noqa: ANN001, ANN202
+def _queue(table, *conditions):
     """Head of a claim queue: unseen rows under k, least covered first, in the fixed random order."""
     return (
         select(table.c.id, table.c.assigned_count)
@@ -85,7 +85,7 @@ def _queue(table, *conditions):  # noqa: ANN001, ANN202
     )
 
 
-def _claim(table):  # noqa: ANN001, ANN202
+def _claim(table):
     return (
         update(table)
         .where(table.c.id == B("row_id"), table.c.assigned_count < B("k"))
@@ -154,7 +154,7 @@ def open_impression(conn: Connection, study_id: int, rater_id: int) -> int | Non
     return conn.scalar(_OPEN_IMPRESSION, {"rater_id": rater_id, "study_id": study_id})
 
 
-def _claim_from_queue(conn: Connection, table, queue, study: StudyRecord, rater_id: int, rng: random.Random):  # noqa: ANN001, ANN202
+def _claim_from_queue(conn: Connection, table, queue, study: StudyRecord, rater_id: int, rng: random.Random):
     """Claim one row (item or candidate) for a rater: least covered first, random within that."""
     params = {"study_id": study.id, "rater_id": rater_id, "k": study.k}
     rows = conn.execute(queue, params).all()

@@ -48,7 +48,7 @@ from workbench.images import ImageLike, ImageStore
 PAIR_PRIORITY_TTL_S = 60.0
 
 
-def _impression_view_statement():  # noqa: ANN202
+def _impression_view_statement():
     """What a rater's screen needs for one impression (built once; see scheduler.py on why)."""
     imps, items, outputs = Impression.__table__, Item.__table__, Output.__table__
     left, right = outputs.alias("left_output"), outputs.alias("right_output")
@@ -90,7 +90,7 @@ _SET_ASSIGNMENT = (
 
 def _set_status(
     conn, impression_id: int, assignment_id: int | None, impression: str, assignment: str
-) -> None:  # noqa: ANN001
+) -> None:
     """Move an impression (and its assignment) to a new status in the caller's transaction."""
     conn.execute(_SET_IMPRESSION, {"b_id": impression_id, "b_status": impression})
     if assignment_id is not None:
@@ -411,7 +411,7 @@ class Workbench(CurationMixin):
         return self.db.run_write(write)
 
     @staticmethod
-    def _own_impression(conn, impression_id: int, rater_id: int):  # noqa: ANN001, ANN205 - Connection, Row
+    def _own_impression(conn, impression_id: int, rater_id: int):  # Connection, Row
         """State of an impression shown to this rater (status, assignment, item, newest vote id); else an error."""
         imp = conn.execute(_IMPRESSION_STATE, {"impression_id": impression_id}).first()
         if imp is None:

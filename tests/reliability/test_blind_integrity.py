@@ -58,7 +58,7 @@ def test_read_only_database_refuses_votes_clearly(workbench, study: str, db_url:
     path = db_url.removeprefix("sqlite:///")
     before = table_counts(db_url)
     ro = Workbench(db_url=f"sqlite:///file:{path}?mode=ro&uri=true", data_dir=str(tmp_path / "data"))
-    with pytest.raises(Exception) as refused:  # noqa: PT011 - the type is the driver's; the message is checked
+    with pytest.raises(Exception) as refused:  # the type is the driver's; the message is checked
         ro.submit_vote(imp["impression_id"], "r1", "A", idempotency_key="k-ro")
     ro.close()
     assert "readonly" in str(refused.value).replace("-", "").lower()

@@ -42,7 +42,7 @@ def _submit_all(wb: Workbench, work: list[tuple[int, str, str]]) -> tuple[int, l
     for imp, rater, key in work:
         try:
             stored += wb.submit_vote(imp, rater, "A", key)["stored"]
-        except Exception as exc:  # noqa: BLE001 - any surfaced error fails the test below
+        except Exception as exc:  # any surfaced error fails the test below
             errors.append(f"{type(exc).__name__}: {exc}")
     return stored, errors
 
@@ -74,7 +74,7 @@ def test_threads_store_each_vote_exactly_once(wb: Workbench) -> None:
     assert _count_votes(wb) == (N_VOTES, N_VOTES)
 
 
-def _process_main(url: str, data_dir: str, pairs, worker: int, workers: int, threads: int, queue) -> None:  # noqa: ANN001
+def _process_main(url: str, data_dir: str, pairs, worker: int, workers: int, threads: int, queue) -> None:
     wb = Workbench(db_url=url, data_dir=data_dir)
     work = _work_list(pairs, worker, workers)
     out: list[tuple[int, list[str]]] = []

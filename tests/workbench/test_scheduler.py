@@ -95,7 +95,7 @@ def test_concurrent_raters_never_exceed_k(wb, make_study):
         try:
             while (screen := wb.next_item("pref", rater)) is not None:
                 wb.submit_vote(screen["impression_id"], rater, "A", f"{rater}-{screen['impression_id']}")
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(r,)) for r in raters]

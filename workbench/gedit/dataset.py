@@ -136,7 +136,7 @@ def _download(repo_id: str) -> Path:
         return Path(
             snapshot_download(repo_id, repo_type="dataset", allow_patterns=["*.parquet", "*.arrow", "*.json"])
         )
-    except Exception as exc:  # noqa: BLE001 - every hub failure gets the same actionable message
+    except Exception as exc:  # every hub failure gets the same actionable message
         raise BenchLoadError(
             f"could not download dataset {repo_id!r} from the Hugging Face Hub ({exc.__class__.__name__}: {exc}). "
             "Offline? Copy the dataset's parquet files to a folder and pass that folder with --bench."

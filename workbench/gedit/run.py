@@ -128,7 +128,7 @@ def run_bench(
                 size_level=settings.size_level,
                 seed=seed,
             )
-        except Exception as exc:  # noqa: BLE001 - one bad sample must not cost the rest of a long run
+        except Exception as exc:  # one bad sample must not cost the rest of a long run
             # No output is written: the judge records it as missing_output (an editor failure).
             failed[sample.uid] = f"{exc.__class__.__name__}: {exc}"
             print(f"edit failed for {sample.uid}: {failed[sample.uid]}", file=sys.stderr)

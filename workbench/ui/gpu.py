@@ -13,6 +13,6 @@ def gpu(fn: F, duration: int = 120) -> F:
     """Wrap `fn` with spaces.GPU(duration=...) when available; off ZeroGPU spaces.GPU itself is a no-op."""
     if importlib.util.find_spec("spaces") is None:
         return fn
-    import spaces  # noqa: PLC0415 - optional dependency, only present on Spaces
+    import spaces  # optional dependency, only present on Spaces
 
     return spaces.GPU(duration=duration)(fn)

@@ -35,7 +35,7 @@ class BackgroundEditor:
     def _load(self, loader: Callable[[], Any], after_load: Callable[[Any], None] | None) -> None:
         try:
             self._editor = loader()
-        except BaseException as exc:  # noqa: BLE001 - reported to every caller instead of dying silently
+        except BaseException as exc:  # reported to every caller instead of dying silently
             log.exception("loading the editor failed")
             self._error = exc
         finally:
@@ -43,7 +43,7 @@ class BackgroundEditor:
         if after_load is not None and self._editor is not None:
             try:
                 after_load(self._editor)
-            except Exception:  # noqa: BLE001 - the app keeps serving without demo content
+            except Exception:  # the app keeps serving without demo content
                 log.exception("post-load step failed")
 
     @property

@@ -11,12 +11,12 @@ import gradio as gr
 import matplotlib
 
 matplotlib.use("Agg")  # headless: figures are rendered server-side by gr.Plot
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from workbench.ui.auth import is_admin  # noqa: E402
-from workbench.ui.context import DB_EVENT, UIContext, require, study_picker, user_errors  # noqa: E402
+from workbench.ui.auth import is_admin
+from workbench.ui.context import DB_EVENT, UIContext, require, study_picker, user_errors
 
 # Tables shown (and exported) from wb.stats(study); the win matrix is drawn as a heatmap and exported too.
 SECTIONS = ("leaderboard", "per_category", "per_language", "agreement", "position_bias", "raters", "curation")

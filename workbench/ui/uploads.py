@@ -61,7 +61,7 @@ def clear_upload_errors(component: gr.Image) -> gr.Image:
     inner = component.preprocess
 
     @functools.wraps(inner)
-    def preprocess(payload):  # noqa: ANN001, ANN202 - same signature as gr.Image.preprocess
+    def preprocess(payload):  # same signature as gr.Image.preprocess
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             try:
