@@ -1,6 +1,6 @@
 """Engine and session factories: SQLite (WAL, busy_timeout, BEGIN IMMEDIATE, FKs) or PostgreSQL by URL.
 
-The SQLite setup follows engineering.md §4.2: pysqlite's own transaction handling is switched off and every
+The SQLite setup: pysqlite's own transaction handling is switched off and every
 transaction is opened by us, ``BEGIN IMMEDIATE`` for writers so that ``busy_timeout`` queues them instead of
 failing a read-then-write with "database is locked"; read-only sessions use ``BEGIN DEFERRED``.
 """

@@ -46,7 +46,7 @@ DECISIONS = ("accept", "reject", "flag")
 RETRACT = "retract"
 SCORE_NAMES = ("semantic", "quality", "overall")
 
-# Default curation taxonomy (workbench-anchors.md §1b item 10); a study may configure its own.
+# Default curation taxonomy; a study may configure its own.
 DEFAULT_REASONS = (
     "instruction_not_followed",
     "over_edit_identity_change",

@@ -24,7 +24,7 @@ CONNECTOR_PREFIX = "connector."
 OFFICIAL_HEAD_DIM = 128
 OFFICIAL_ROPE_AXES = (16, 56, 56)
 
-# FLUX.1 autoencoder as shipped in the official ``vae.safetensors`` (architecture.md §1.5, §2).
+# FLUX.1 autoencoder as shipped in the official ``vae.safetensors``.
 FLUX_VAE_CONFIG: dict = {
     "in_channels": 3,
     "out_channels": 3,

@@ -1,6 +1,6 @@
 """Curation half of the ``Workbench`` facade: candidate triplets, the review queue and append-only decisions.
 
-A mixin so the facade stays one object (CONTRACTS.md) while each half lives in its own module; it relies on the
+A mixin so the facade stays one object while each half lives in its own module; it relies on the
 facade's ``db``, ``images``, ``_study``, ``_rater`` and ``_rng_fork``.
 """
 

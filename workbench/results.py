@@ -191,7 +191,7 @@ def study_stats(
 
     Gold items judge raters, not systems: they are left out of the ratings but used for rater quality.
     """
-    from workbench.stats import rater_quality, stats_report, to_jsonable  # STATS engineer's pure functions
+    from workbench.stats import rater_quality, stats_report, to_jsonable  # pure functions over DataFrames
 
     info = wb.study_info(study)
     if info["kind"] == "curation":

@@ -1,4 +1,4 @@
-"""The ``Workbench`` facade (CONTRACTS.md): studies, raters, items, blind pairs, votes, curation, statistics.
+"""The ``Workbench`` facade: studies, raters, items, blind pairs, votes, curation, statistics.
 
 Every public method runs in its own short transaction and returns plain dicts, so the Gradio handlers can call it
 from any worker thread. Writes go through ``Database.run_write`` (BEGIN IMMEDIATE on SQLite; retried on a lost

@@ -1,6 +1,6 @@
 """The votes table every statistic reads, and its aggregation into per-pair outcome counts.
 
-Schema (see /work/team/CONTRACTS.md): ``model_a``, ``model_b``, ``winner`` in FastChat's names
+Schema: ``model_a``, ``model_b``, ``winner`` in FastChat's names
 (``model_a``, ``model_b``, ``tie``, ``tie (bothbad)``), optional ``item_id``, ``rater``, ``category``,
 ``language``, ``left`` (``model_a``/``model_b``: the side shown on the left), ``seconds_on_task`` and
 ``gold_winner`` (the expected ``winner`` on gold items, else missing).

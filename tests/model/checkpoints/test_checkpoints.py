@@ -59,7 +59,7 @@ def test_full_size_official_dit_maps_onto_flux_and_connector_exactly(official_ke
     assert_same_shapes(conversion.modules["transformer"], shapes_of(flux))
     assert_same_shapes(conversion.modules["connector"], shapes_of(connector))
     total = sum(torch.Size(s).numel() for s in shapes.values())
-    assert round(total / 1e9, 3) == 12.428  # architecture.md: 12.428 B counted on meta
+    assert round(total / 1e9, 3) == 12.428  # the official DiT + connector: 12.428 B counted on meta
     assert detect_format(shapes) == (OFFICIAL_V10 if v10 else OFFICIAL_V11)
 
 
