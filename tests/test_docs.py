@@ -26,7 +26,7 @@ DOCS = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob
 REPO_TOPS = ("app.py", "model", "workbench", "db", "tests", "bench", "docs", "assets", ".ci")
 PROJECT_PACKAGES = ("model", "workbench", "db")
 
-FENCE = re.compile(r"^```.*?^```[ \t]*$", re.M | re.S)
+FENCE = re.compile(r"^[ \t]*```.*?^[ \t]*```[ \t]*$", re.M | re.S)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 CODE_SPAN = re.compile(r"`([^`]+)`")
 TEST_REF = re.compile(r"(test_\w+\.py)::(\w+)([*…]?)")
@@ -117,13 +117,15 @@ def missing_tests(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("path", DOCS, ids=_ids(DOCS))
 def test_relative_links_resolve(path: Path) -> None:
-    assert broken_links(path) == [], f"{path.name} links to missing files or headings"
+    broken = broken_links(path)
+    assert not broken, f"{path.name} links to missing files or headings: {broken}"
 
 
 @pytest.mark.parametrize("path", DOCS, ids=_ids(DOCS))
 def test_repository_paths_and_tests_named_in_the_docs_exist(path: Path) -> None:
-    assert missing_paths(path) == [], f"{path.name} names paths that are not in the repository"
-    assert missing_tests(path) == [], f"{path.name} names tests that do not exist"
+    paths, tests = missing_paths(path), missing_tests(path)
+    assert not paths, f"{path.name} names paths that are not in the repository: {paths}"
+    assert not tests, f"{path.name} names tests that do not exist: {tests}"
 
 
 def test_the_checkers_find_what_is_broken(tmp_path: Path) -> None:
@@ -266,7 +268,8 @@ def test_every_cli_option_is_documented() -> None:
         *long_options(parser_of(load_app().parse_args), "python app.py"),
     ]
     assert len(options) > 40  # the walk reached the subcommands
-    assert undocumented(iter(options), text) == [], "options missing from README.md / docs/*.md"
+    missing = undocumented(iter(options), text)
+    assert not missing, "options missing from README.md / docs/*.md:\n" + "\n".join(missing)
 
 
 def test_the_option_check_sees_a_missing_option() -> None:
@@ -313,7 +316,8 @@ def test_every_workbench_method_and_option_is_documented() -> None:
     from workbench.service import Workbench
 
     text = _text(ROOT / "docs" / "workbench.md")
-    assert undocumented_parameters(Workbench, text) == [], "document these in docs/workbench.md (Python API)"
+    missing = undocumented_parameters(Workbench, text)
+    assert not missing, "document these in docs/workbench.md (Python API): " + ", ".join(missing)
 
 
 def test_the_api_check_sees_a_missing_option() -> None:
@@ -335,7 +339,8 @@ DRIFTING = re.compile(r"\b\d[\d,]*\s+(?:tests|test cases|passed|passing)\b", re.
 @pytest.mark.parametrize("path", DOCS, ids=_ids(DOCS))
 def test_no_test_counts_in_prose(path: Path) -> None:
     """Counts that change with every commit go stale in prose; the test run itself reports them."""
-    assert DRIFTING.findall(_text(path)) == []
+    counts = DRIFTING.findall(_text(path))
+    assert not counts, f"{path.name} hard-codes counts that drift: {counts}"
 
 
 def test_the_count_check_sees_a_count() -> None:
@@ -381,7 +386,7 @@ def provenance_lines(path: Path) -> list[str]:
 
 def test_the_repository_speaks_of_the_project_alone() -> None:
     found = [hit for path in tracked_text_files() for hit in provenance_lines(path)]
-    assert found == [], "references to who built it or to files outside the repository"
+    assert not found, "references to who built it or to files outside the repository:\n" + "\n".join(found)
 
 
 def test_the_provenance_check_sees_a_reference() -> None:
