@@ -52,9 +52,11 @@ def nano_samples(n: int = 12, seed: int = 2026) -> list:
 def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     args = parse_args(argv)
+    from model.edit_settings import read_edit_settings
+    from model.toy_examples import save_examples
     from workbench.service import Workbench
     from workbench.ui import AppSettings, build_demo, launch_kwargs
-    from workbench.ui.demo_study import ensure_demo_studies, save_examples
+    from workbench.ui.demo_study import ensure_demo_studies
     from workbench.ui.lazy_editor import BackgroundEditor
 
     settings = AppSettings(
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     wb = Workbench(db_url=args.db, data_dir=settings.data_dir)
     wb.init()
     samples = nano_samples() if settings.demo_study else []
-    settings.examples = save_examples(samples, settings.data_dir)
+    settings.examples = save_examples(settings.data_dir / "examples")
+    settings.edit_settings = read_edit_settings(args.model)  # from the model's files: the weights load later
 
     def seed_demo(editor) -> None:
         if samples:

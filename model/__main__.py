@@ -49,16 +49,27 @@ def register_edit(subparsers) -> None:
     )
     options.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
     options.add_argument(
-        "--steps", type=int, default=None, help="Euler steps (default: the model's, 28 official)"
+        "--steps", type=int, default=None, help="Euler steps (default: the model's; official 28, nano 1)"
     )
     options.add_argument(
-        "--cfg", type=float, default=None, help="CFG scale (default: the model's, 6.0); -1 = off"
+        "--cfg",
+        type=float,
+        default=None,
+        help="CFG scale (default: the model's; official 6.0); -1 = off; ignored by models without CFG",
     )
     options.add_argument("--seed", type=int, default=None, help="seed (default: random; batch: 42)")
-    options.add_argument("--size-level", type=int, default=None, help="working size level (official 512)")
+    options.add_argument(
+        "--size-level",
+        type=int,
+        default=None,
+        help="side of the square of equal area (default: the model's; official 512, also 768 and 1024)",
+    )
     options.add_argument("--negative-prompt", default="", help='unconditional instruction (official "")')
     options.add_argument(
-        "--timesteps-truncate", type=float, default=0.93, help="1.0 reproduces the v1.0 release"
+        "--timesteps-truncate",
+        type=float,
+        default=None,
+        help="CFG rescale cut-off (default: the checkpoint's version: v1.0 1.0, v1.1 0.93)",
     )
     options.add_argument("--offload-text-encoder", action="store_true", help="Qwen on the GPU only to encode")
     options.add_argument("--compile", action="store_true", help="torch.compile the DiT (regional)")
@@ -86,15 +97,14 @@ def _load(args: argparse.Namespace):
     return pipe
 
 
-def _edit_kwargs(args: argparse.Namespace, seed: int | None) -> dict:
-    return dict(
-        negative_prompt=args.negative_prompt,
-        num_inference_steps=args.steps,
-        guidance_scale=args.cfg,
-        size_level=args.size_level,
-        seed=seed,
-        timesteps_truncate=args.timesteps_truncate,
+def _edit_kwargs(args: argparse.Namespace, pipe, seed: int | None) -> dict:
+    """The given options, the model's declared defaults (model.edit_settings) for the rest."""
+    from model.edit_settings import settings_of
+
+    sampling = settings_of(pipe).pipeline_kwargs(
+        args.steps, args.cfg, args.size_level, args.timesteps_truncate
     )
+    return dict(negative_prompt=args.negative_prompt, seed=seed, **sampling)
 
 
 def _save_atomically(image, out: Path) -> None:
@@ -126,7 +136,7 @@ def run_edit(args: argparse.Namespace) -> int:
 def _run_single(args: argparse.Namespace) -> int:
     pipe = _load(args)
     try:
-        out = pipe(args.image, args.instruction, **_edit_kwargs(args, args.seed))
+        out = pipe(args.image, args.instruction, **_edit_kwargs(args, pipe, args.seed))
     except (ImageInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -165,7 +175,7 @@ def _run_batch(args: argparse.Namespace) -> int:
     for name, instruction in tqdm(todo.items(), desc="editing", unit="image"):
         start = time.perf_counter()
         try:
-            out = pipe(args.input_dir / name, instruction, **_edit_kwargs(args, seed))
+            out = pipe(args.input_dir / name, instruction, **_edit_kwargs(args, pipe, seed))
         except (ImageInputError, ValueError) as exc:
             failures.append(name)
             tqdm.write(f"skipped {name}: {exc}")

@@ -34,6 +34,7 @@ from model.checkpoints import (
     safetensors_files,
 )
 from model.connector import Step1XEditConnector
+from model.edit_settings import DEFAULT_MODEL_DIR
 from model.key_mapping import (
     CONNECTOR_PREFIX,
     FLUX_VAE_CONFIG,
@@ -44,7 +45,6 @@ from model.key_mapping import (
     strip_connector_prefix,
 )
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "step1x-edit-nano"
 # Official layout (HF repo stepfun-ai/Step1X-Edit): the DiT file (newest first; the FP8 file is the community
 # one `gradio_app.py --quantized` loads, upcast to torch_dtype here), the VAE and the Qwen folder.
 OFFICIAL_DIT_FILES = (

@@ -68,7 +68,7 @@ def test_edit_endpoint(launched, tmp_path, make_scene):
     src = tmp_path / "src.png"
     make_scene(5, 48).save(src)
     (before, after), seed, png = client(launched, tmp_path).predict(
-        handle_file(str(src)), "make the blocks red", 2, 6.0, 123, False, 256, api_name="/edit"
+        handle_file(str(src)), "make the blocks red", 2, 6.0, 123, False, 512, api_name="/edit"
     )[:3]
     assert seed == 123 and after.endswith(".png") and png.endswith(".png")
 
@@ -78,11 +78,11 @@ def test_bad_input_keeps_serving(launched, tmp_path, make_scene):
     text = tmp_path / "notes.png"
     text.write_text("this is not a picture")
     with pytest.raises(AppError):
-        c.predict(handle_file(str(text)), "make it red", 2, 6.0, 0, False, 256, api_name="/edit")
+        c.predict(handle_file(str(text)), "make it red", 2, 6.0, 0, False, 512, api_name="/edit")
     img = tmp_path / "ok.png"
     make_scene(1).save(img)
     with pytest.raises(AppError, match="instruction"):
-        c.predict(handle_file(str(img)), "   ", 2, 6.0, 0, False, 256, api_name="/edit")
+        c.predict(handle_file(str(img)), "   ", 2, 6.0, 0, False, 512, api_name="/edit")
     with pytest.raises(AppError, match="no item on screen"):
         c.predict("pref", "bad-input", "A", None, None, None, "", api_name="/submit_vote")
     assert c.predict("pref", "bad-input", api_name="/next_item")[0]["instruction"]

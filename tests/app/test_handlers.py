@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -18,6 +19,13 @@ from workbench.ui.viewer import Pane, compare_viewer_html, file_url
 def count(wb, table: str) -> int:
     with wb.db.engine.connect() as conn:
         return conn.execute(sa.text(f"select count(*) from {table}")).scalar_one()
+
+
+def candidate_rows(wb) -> list:
+    with wb.db.engine.connect() as conn:
+        return conn.execute(
+            sa.text("select language, category, instruction from curation_candidates order by id")
+        ).all()
 
 
 # ---------------------------------------------------------------- viewer
@@ -120,7 +128,7 @@ def test_edit_runs_reports_steps_and_keeps_history(ctx, tmp_path, make_scene):
     src = tmp_path / "in.png"
     make_scene(1, 48).save(src)
     steps_seen = []
-    pair, seed, png, hist = edit.run_edit(
+    pair, seed, png, hist, notice = edit.run_edit(
         ctx,
         str(src),
         "make it blue",
@@ -128,16 +136,18 @@ def test_edit_runs_reports_steps_and_keeps_history(ctx, tmp_path, make_scene):
         6.0,
         42,
         False,
-        256,
+        512,
         [],
         progress=lambda p, **_: steps_seen.append(p),
     )
-    assert seed == 42 and steps_seen[-1] == (3, 3) and len(hist) == 1
+    assert seed == 42 and steps_seen[-1] == (3, 3) and len(hist) == 1 and notice == ""
     assert Image.open(png).format == "PNG" and Image.open(png).size == (48, 48)
-    pair2, seed2, _, hist2 = edit.run_edit(ctx, png, "now red", 2, 6.0, None, True, 256, hist)
-    assert len(hist2) == 2 and hist2[1]["input"] == png
+    assert Path(png).name == "edit-42-1.png" and hist[0]["language"] == "en"
+    pair2, seed2, png2, hist2, _ = edit.run_edit(ctx, pair[1], "现在变成红色", 2, 6.0, None, True, 512, hist)
+    assert len(hist2) == 2 and hist2[1]["input"] == pair[1] and hist2[1]["language"] == "zh"
+    assert Path(png2).name == f"edit-{seed2}-2.png"
     hist3, image, slider = edit.undo_turn(hist2)
-    assert len(hist3) == 1 and image == png and slider == pair
+    assert len(hist3) == 1 and image == pair[1] and slider == pair
 
 
 @pytest.mark.parametrize(
@@ -157,15 +167,17 @@ def test_edit_bad_input_gives_clear_message(ctx, tmp_path, content, instruction,
     else:
         make_scene(0).save(path)
     with pytest.raises(gr.Error, match=message):
-        edit.run_edit(ctx, str(path), instruction, 2, 6.0, 0, False, 256, [])
+        edit.run_edit(ctx, str(path), instruction, 2, 6.0, 0, False, 512, [])
 
 
 def test_send_to_study_records_a_candidate(ctx, workbench, tmp_path, make_scene):
     src = tmp_path / "in.png"
     make_scene(3).save(src)
-    _, _, _, hist = edit.run_edit(ctx, str(src), "make it green", 2, 6.0, 1, False, 256, [])
+    _, _, _, hist, _ = edit.run_edit(ctx, str(src), "把它变成绿色", 2, 6.0, 1, False, 512, [])
     before = count(workbench, "curation_candidates")
-    assert "Recorded" in edit.send_to_study(ctx, "cur", hist)
+    assert "Recorded" in edit.send_to_study(ctx, "cur", "color_alter", hist)
     assert count(workbench, "curation_candidates") == before + 1
+    stored = candidate_rows(workbench)[-1]
+    assert (stored.language, stored.category, stored.instruction) == ("zh", "color_alter", "把它变成绿色")
     with pytest.raises(gr.Error):
-        edit.send_to_study(ctx, "cur", [])
+        edit.send_to_study(ctx, "cur", None, [])

@@ -50,18 +50,6 @@ def _edit(editor: Any, sample: DemoSample, setting: dict[str, Any], seed: int) -
     return out.images[0]
 
 
-def save_examples(samples: list[DemoSample], data_dir: Path, n: int = 4) -> list[list[str]]:
-    """Write the first `n` sources as PNG; returns Edit-tab examples [[image path, instruction], ...]."""
-    examples = []
-    for i, sample in enumerate(samples[:n]):
-        path = Path(data_dir) / "examples" / f"example-{i}.png"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            sample.source.save(path)
-        examples.append([str(path), sample.instruction])
-    return examples
-
-
 def _create(wb: Any, name: str, kind: str, k: int) -> None:
     if name not in {s["name"] for s in wb.list_studies()}:
         wb.create_study(name, kind=kind, k=k, guidelines=DEMO_GUIDELINES)

@@ -1,12 +1,20 @@
-"""Tab 1, Edit: run the injected editor on an uploaded image, multi-turn, with an opt-in "send to a study"."""
+"""Tab 1, Edit: run the injected editor on an uploaded image, multi-turn, with an opt-in "send to a study".
+
+The controls' defaults, ranges and choices are the loaded model's own (`model.edit_settings`): the official
+checkpoints get 28 steps, CFG 6 and size levels 512 / 768 / 1024; the embedded toy model its single working
+size and step count, without CFG. `layout` builds the widgets, `wire` connects their events.
+"""
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
+from model.edit_settings import CFG_OFF, EditSettings, settings_from_config, settings_of
+from workbench.gedit import TASK_TYPES
 from workbench.images import ImageStore
 from workbench.ui.context import (
     DB_EVENT,
@@ -17,12 +25,51 @@ from workbench.ui.context import (
     study_picker,
     user_errors,
 )
+from workbench.ui.edit_images import download_copy, fit_to_model, for_display
 from workbench.ui.gpu import gpu
 from workbench.ui.uploads import clear_upload_errors, read_upload
 
-SIZE_LEVELS = [256, 384, 512, 768, 1024]
 MAX_INSTRUCTION_CHARS = 1000
 MAX_SEED = 2**31 - 1
+SIZE_LABEL = "Size level (px): the side of a square with the working image's area, not its longest side"
+REAL_MODEL_HINT = (
+    "For photos, start the app with `--model stepfun-ai/Step1X-Edit` (or a local v1.0 / v1.1 model folder)."
+)
+
+
+def edit_settings(ctx: UIContext) -> EditSettings:
+    """The loaded model's settings: as app.py read them from the model folder, else from the editor itself."""
+    if ctx.settings.edit_settings is not None:
+        return ctx.settings.edit_settings
+    if getattr(ctx.editor, "config", None) is not None:
+        return settings_of(ctx.editor)
+    return settings_from_config({"model_name": ctx.editor_name})
+
+
+def model_line(settings: EditSettings) -> str:
+    """One line saying what the loaded model edits and with which defaults."""
+    if settings.native_size is not None:
+        n = settings.native_size
+        return (
+            f"**The embedded model edits {n}×{n} toy scenes**: coloured shapes and letters on a 2×2 grid "
+            "(add, remove, replace, recolour, move, restyle, retexture, change a letter, the background or "
+            f"the tone), in English or Chinese. Try an example below. {REAL_MODEL_HINT}"
+        )
+    cfg = f"CFG {settings.guidance:g}" if settings.cfg_applies else "no CFG"
+    return (
+        f"Model `{settings.model_name}` ({settings.version}): {settings.steps} steps, {cfg}, size level "
+        f"{settings.size_level}, CFG rescale cut-off {settings.timesteps_truncate:g}."
+    )
+
+
+def instruction_language(text: str) -> str:
+    """ "zh" when the instruction contains Chinese characters, else "en"."""
+    return "zh" if any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text) else "en"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Handlers
+# ---------------------------------------------------------------------------------------------------------
 
 
 def edit_store(ctx: UIContext) -> ImageStore:
@@ -32,6 +79,15 @@ def edit_store(ctx: UIContext) -> ImageStore:
 
 def save_png(store: ImageStore, image) -> str:
     return str(store.path(store.put(image)))
+
+
+def _sampling(settings: EditSettings, steps: float, cfg: float, size_level: float, truncate: float | None):
+    """Pipeline keywords for the requested settings; gr.Error when the model does not allow them."""
+    try:
+        settings.check(int(steps), int(size_level))
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from exc
+    return settings.pipeline_kwargs(steps, cfg, size_level, truncate)
 
 
 def run_edit(
@@ -44,16 +100,22 @@ def run_edit(
     random_seed: bool,
     size_level: float,
     history: list[dict[str, Any]] | None,
+    timesteps_truncate: float | None = None,
     progress: Any = None,
-) -> tuple[tuple[str, str], int, str, list[dict[str, Any]]]:
-    """Edit `image_path` per `instruction`; returns ((before, after) PNG paths, seed used, PNG, new history)."""
+) -> tuple[tuple[str, str], int, str, list[dict[str, Any]], str]:
+    """Edit `image_path` per `instruction`.
+
+    Returns ((before, after) PNG paths as shown, seed used, download path, new history, notice).
+    """
     instruction = (instruction or "").strip()
     require(instruction, "Please type an instruction, e.g. 'make the sky orange' or '把天空变成橙色'.")
     require(
         len(instruction) <= MAX_INSTRUCTION_CHARS,
         f"Keep the instruction under {MAX_INSTRUCTION_CHARS} characters.",
     )
-    source = read_upload(image_path)
+    settings = edit_settings(ctx)
+    sampling = _sampling(settings, steps, cfg, size_level, timesteps_truncate)
+    source, notice = fit_to_model(read_upload(image_path), settings)
     used_seed = random.randint(0, MAX_SEED) if random_seed or seed is None else int(seed) % (MAX_SEED + 1)
 
     def on_step(step: int, total: int) -> None:
@@ -62,26 +124,30 @@ def run_edit(
 
     try:
         out = ctx.editor(
-            image=source,
-            prompt=instruction,
-            num_inference_steps=int(steps),
-            guidance_scale=float(cfg),
-            size_level=int(size_level),
-            seed=used_seed,
-            callback_on_step_end=on_step,
+            image=source, prompt=instruction, seed=used_seed, callback_on_step_end=on_step, **sampling
         )
     except ValueError as exc:  # the pipeline's input errors (ImageInputError subclasses ValueError)
         raise gr.Error(f"The editor rejected this input: {exc}") from exc
     store = edit_store(ctx)
-    before, after = save_png(store, source), save_png(store, out.images[0])
+    before = save_png(store, for_display(source, settings))
+    after = save_png(store, for_display(out.images[0], settings))
+    turn_number = len(history or []) + 1
     turn = {
-        "input": str(before),
-        "output": str(after),
+        "input": before,
+        "output": after,
+        "download": download_copy(store, after, int(out.seed), turn_number),
         "instruction": instruction,
+        "language": instruction_language(instruction),
         "seed": int(out.seed),
-        "settings": {"steps": int(steps), "cfg": float(cfg), "size_level": int(size_level)},
+        "notice": notice,
+        "settings": {
+            "steps": sampling["num_inference_steps"],
+            "cfg": sampling["guidance_scale"],
+            "size_level": sampling["size_level"],
+            "timesteps_truncate": sampling["timesteps_truncate"],
+        },
     }
-    return (str(before), str(after)), int(out.seed), str(after), [*(history or []), turn]
+    return (before, after), turn["seed"], turn["download"], [*(history or []), turn], notice
 
 
 def undo_turn(history: list[dict[str, Any]] | None) -> tuple[list[dict[str, Any]], str | None, Any]:
@@ -100,8 +166,11 @@ def history_gallery(history: list[dict[str, Any]] | None) -> list[tuple[str, str
     return [(t["output"], f"{i + 1}. {t['instruction']}") for i, t in enumerate(history or [])]
 
 
-def send_to_study(ctx: UIContext, study: str | None, history: list[dict[str, Any]] | None) -> str:
-    """Record the latest turn as a (source, instruction, result) candidate in a curation study.
+def send_to_study(
+    ctx: UIContext, study: str | None, category: str | None, history: list[dict[str, Any]] | None
+) -> str:
+    """Record the latest turn as a (source, instruction, result) candidate in a curation study, with the
+    instruction's language and the category the user picked (optional).
 
     Preference items need outputs from two or more systems, so single edits go to curation studies.
     """
@@ -116,14 +185,86 @@ def send_to_study(ctx: UIContext, study: str | None, history: list[dict[str, Any
         turn["output"],
         None,
         "sent from the Edit tab",
+        category=(category or "").strip() or None,
+        language=turn.get("language") or instruction_language(turn["instruction"]),
         metadata=metadata,
     )
     return status_html(f"Recorded in study '{study}'.")
 
 
-def build(ctx: UIContext) -> gr.Dropdown:
-    """Create the Edit tab's components and events (inside an open gr.Tab); returns its study dropdown."""
+# ---------------------------------------------------------------------------------------------------------
+# Layout
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EditWidgets:
+    """The Edit tab's components, as `layout` creates them and `wire` connects them."""
+
+    history: gr.State
+    image: gr.Image
+    instruction: gr.Textbox
+    steps: gr.Slider
+    cfg: gr.Slider | gr.Number
+    truncate: gr.Radio
+    seed: gr.Number
+    random_seed: gr.Checkbox
+    size_level: gr.Dropdown
+    run: gr.Button
+    result: gr.ImageSlider
+    notice: gr.Markdown
+    used_seed: gr.Number
+    download: gr.DownloadButton
+    continue_btn: gr.Button
+    undo_btn: gr.Button
+    gallery: gr.Gallery
+    study: gr.Dropdown
+    category: gr.Dropdown
+    send: gr.Button
+    send_status: gr.HTML
+
+
+def _sampling_controls(settings: EditSettings) -> dict[str, Any]:
+    """Steps, guidance, CFG cut-off, seed and size level, with the model's defaults, ranges and choices."""
+    controls: dict[str, Any] = {
+        "steps": gr.Slider(
+            1, settings.max_steps, value=settings.steps, step=1, label="Denoising steps", elem_id="edit-steps"
+        )
+    }
+    if settings.cfg_applies:
+        low, high = settings.guidance_range
+        controls["cfg"] = gr.Slider(
+            low, high, value=settings.guidance, step=0.5, label="Guidance scale (CFG)", elem_id="edit-cfg"
+        )
+    else:
+        gr.Markdown("This model runs without classifier-free guidance (CFG does not apply).")
+        controls["cfg"] = gr.Number(value=CFG_OFF, visible=False, elem_id="edit-cfg")
+    controls["truncate"] = gr.Radio(
+        list(settings.truncate_choices),
+        value=settings.timesteps_truncate,
+        label="CFG rescale cut-off (v1.0 release: 1.0 = never rescale; v1.1: 0.93)",
+        visible=settings.cfg_applies,
+        elem_id="edit-truncate",
+    )
+    with gr.Row():
+        controls["seed"] = gr.Number(
+            value=None, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="edit-seed"
+        )
+        controls["random_seed"] = gr.Checkbox(value=True, label="Random seed", elem_id="edit-random-seed")
+    controls["size_level"] = gr.Dropdown(
+        list(settings.size_levels),
+        value=settings.size_level,
+        label=SIZE_LABEL,
+        interactive=len(settings.size_levels) > 1,
+        elem_id="edit-size-level",
+    )
+    return controls
+
+
+def layout(ctx: UIContext, settings: EditSettings) -> EditWidgets:
+    """Create the Edit tab's components (inside an open gr.Tab)."""
     history = gr.State([])
+    gr.Markdown(model_line(settings), elem_id="edit-model-line")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             image = clear_upload_errors(
@@ -139,31 +280,29 @@ def build(ctx: UIContext) -> gr.Dropdown:
                 label="Instruction (English or 中文)",
                 lines=2,
                 max_length=MAX_INSTRUCTION_CHARS,
-                placeholder="make the car red / 把汽车变成红色",
+                placeholder="make the red circle blue / 把红色的圆形变成蓝色",
                 elem_id="edit-instruction",
             )
             with gr.Accordion("Advanced settings", open=False):
-                steps = gr.Slider(1, 50, value=28, step=1, label="Denoising steps", elem_id="edit-steps")
-                cfg = gr.Slider(1.0, 12.0, value=6.0, step=0.5, label="Guidance scale (CFG)")
-                with gr.Row():
-                    seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
-                    random_seed = gr.Checkbox(value=True, label="Random seed", elem_id="edit-random-seed")
-                size_level = gr.Dropdown(SIZE_LEVELS, value=512, label="Size level (longest side, px)")
+                controls = _sampling_controls(settings)
             run = gr.Button("Edit", variant="primary", elem_id="edit-run")
-            examples_slot = gr.Column()
+            if ctx.settings.examples:
+                gr.Examples(
+                    ctx.settings.examples,
+                    inputs=[image, instruction],
+                    label="Examples",
+                    elem_id="edit-examples",
+                )
         with gr.Column(scale=1):
             result = gr.ImageSlider(
-                label="Before / after",
-                type="filepath",
-                format="png",
-                elem_id="edit-result",
-                max_height=480,
+                label="Before / after", type="filepath", format="png", elem_id="edit-result", max_height=480
             )
+            notice = gr.Markdown(elem_id="edit-notice")
             with gr.Row():
                 used_seed = gr.Number(
-                    label="Seed used", interactive=False, precision=0, elem_id="edit-used-seed"
+                    value=None, label="Seed used", interactive=False, precision=0, elem_id="edit-used-seed"
                 )
-                download = gr.DownloadButton("Download PNG (full resolution)", elem_id="edit-download")
+                download = gr.DownloadButton("Download PNG", elem_id="edit-download")
             with gr.Row():
                 continue_btn = gr.Button("Continue from result", elem_id="edit-continue")
                 undo_btn = gr.Button("Undo last edit", elem_id="edit-undo")
@@ -176,52 +315,87 @@ def build(ctx: UIContext) -> gr.Dropdown:
             )
             with gr.Accordion("Send to a study (opt-in)", open=False):
                 gr.Markdown(
-                    "Records the latest edit (source, instruction, result, seed and settings) in a study."
+                    "Records the latest edit (source, instruction, its language, result, seed and settings) "
+                    "in a curation study."
                 )
                 with gr.Row():
                     study = study_picker(ctx, "curation", label="Curation study", elem_id="edit-study")
-                    send = gr.Button("Send", elem_id="edit-send")
+                    category = gr.Dropdown(
+                        list(TASK_TYPES), value=None, allow_custom_value=True, label="Category (optional)",
+                        elem_id="edit-category",
+                    )  # fmt: skip
+                send = gr.Button("Send", elem_id="edit-send")
                 send_status = gr.HTML()
+    return EditWidgets(
+        history=history, image=image, instruction=instruction, run=run, result=result, notice=notice,
+        used_seed=used_seed, download=download, continue_btn=continue_btn, undo_btn=undo_btn, gallery=gallery,
+        study=study, category=category, send=send, send_status=send_status, **controls,
+    )  # fmt: skip
 
-    with examples_slot:
-        example_rows = ctx.settings.examples
-        if example_rows:
-            gr.Examples(example_rows, inputs=[image, instruction], label="Examples")
 
+# ---------------------------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _set_busy(busy: bool):
+    """While an edit runs, Edit / Continue / Undo are disabled, so no turn is undone under a running edit."""
+
+    def update():
+        return [gr.Button(interactive=not busy)] * 3
+
+    return update
+
+
+def wire(ctx: UIContext, w: EditWidgets) -> None:
+    """Connect the Edit tab's events (the `/edit` and `/send_to_study` endpoints among them)."""
     model_call = gpu(lambda *args, progress=gr.Progress(): run_edit(ctx, *args, progress=progress))
 
-    def on_edit(img, text, n_steps, guidance, seed_in, rand, size, hist, progress=gr.Progress()):
-        pair, seed_out, png, new_hist = model_call(
-            img, text, n_steps, guidance, seed_in, rand, size, hist, progress=progress
+    def on_edit(img, text, n_steps, guidance, seed_in, rand, size, truncate, hist, progress=gr.Progress()):
+        pair, seed_out, png, new_hist, notice = model_call(
+            img, text, n_steps, guidance, seed_in, rand, size, hist, truncate, progress=progress
         )
-        return pair, seed_out, png, new_hist, history_gallery(new_hist)
+        return pair, notice, seed_out, png, new_hist, history_gallery(new_hist)
 
-    run.click(
+    buttons = [w.run, w.continue_btn, w.undo_btn]
+    w.run.click(_set_busy(True), None, buttons, api_visibility="private", queue=False).then(
         on_edit,
-        [image, instruction, steps, cfg, seed, random_seed, size_level, history],
-        [result, used_seed, download, history, gallery],
+        [w.image, w.instruction, w.steps, w.cfg, w.seed, w.random_seed, w.size_level, w.truncate, w.history],
+        [w.result, w.notice, w.used_seed, w.download, w.history, w.gallery],
         api_name="edit",
+        show_progress_on=[w.result],
         **GPU_EVENT,
-    )
+    ).then(_set_busy(False), None, buttons, api_visibility="private", queue=False)
 
     def on_continue(hist):
         require(hist, "Run an edit first.")
         return hist[-1]["output"]
 
-    continue_btn.click(on_continue, [history], [image], api_visibility="private", queue=False)
+    w.continue_btn.click(on_continue, [w.history], [w.image], api_visibility="private", queue=False)
 
     def on_undo(hist):
         new_hist, img, pair = undo_turn(hist)
-        return new_hist, img, pair, history_gallery(new_hist), (pair[1] if pair else None)
+        download = new_hist[-1]["download"] if new_hist else None
+        return new_hist, img, pair, history_gallery(new_hist), download, ""
 
-    undo_btn.click(
-        on_undo, [history], [history, image, result, gallery, download], api_visibility="private", queue=False
+    w.undo_btn.click(
+        on_undo,
+        [w.history],
+        [w.history, w.image, w.result, w.gallery, w.download, w.notice],
+        api_visibility="private",
+        queue=False,
     )
-    send.click(
-        user_errors(lambda s, h: send_to_study(ctx, s, h)),
-        [study, history],
-        [send_status],
+    w.send.click(
+        user_errors(lambda s, c, h: send_to_study(ctx, s, c, h)),
+        [w.study, w.category, w.history],
+        [w.send_status],
         api_name="send_to_study",
         **DB_EVENT,
     )
-    return study
+
+
+def build(ctx: UIContext) -> gr.Dropdown:
+    """Create the Edit tab (inside an open gr.Tab); returns its study dropdown."""
+    widgets = layout(ctx, edit_settings(ctx))
+    wire(ctx, widgets)
+    return widgets.study

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def on_hf_space() -> bool:
@@ -30,6 +31,9 @@ class AppSettings:
     max_file_size: str = "20mb"
     demo_study: bool = True  # create the demo studies on first start
     examples: list[list[str]] = field(default_factory=list)  # Edit-tab examples: [image path, instruction]
+    # The loaded model's model.edit_settings.EditSettings, read from its folder before the weights load;
+    # None: taken from the editor itself.
+    edit_settings: Any = None
     # Self sign-up on the Rate tab; with False only raters added by an admin can rate.
     open_signup: bool = field(default_factory=lambda: os.environ.get("STUDIO_OPEN_SIGNUP", "1") != "0")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -437,3 +439,52 @@ def test_text_encoder_with_missing_or_foreign_weights_is_refused(tmp_path):
     with pytest.raises(CheckpointFormatError, match="Qwen2.5-VL weights do not fit") as caught:
         load_pipeline(tmp_path / "saved", device="cpu")
     assert "junk.weight" in str(caught.value) and "missing: " in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("version", "dit_name", "truncate"),
+    [("v1.0", "step1x-edit-i1258.safetensors", 1.0), ("v1.1", "step1x-edit-v1p1-official.safetensors", 0.93)],
+)
+def test_official_folders_declare_the_official_settings_and_their_versions_truncation(
+    official_keys, qwen_folder, tmp_path, version, dit_name, truncate
+):
+    """Read from the files before loading, and from the loaded pipeline: the same official settings; the
+    Edit tab lays out its controls from them."""
+    import gradio as gr
+
+    from model.edit_settings import read_edit_settings, settings_of
+    from workbench.ui import AppSettings, edit
+    from workbench.ui.context import UIContext
+
+    dit, vae = official_tensors(official_keys, v10=version == "v1.0")
+    folder = write_official_folder(tmp_path / "official", dit, vae, qwen_folder, dit_name)
+    before_loading = read_edit_settings(folder)
+    loaded = settings_of(load_pipeline(folder, device="cpu"))
+    assert before_loading == loaded
+    assert (loaded.version, loaded.steps, loaded.guidance, loaded.timesteps_truncate) == (
+        version,
+        28,
+        6.0,
+        truncate,
+    )
+    assert loaded.size_levels == (512, 768, 1024) and loaded.size_level == 512 and loaded.native_size is None
+
+    settings = AppSettings(data_dir=tmp_path / "data", demo_study=False, edit_settings=before_loading)
+    ctx = UIContext(settings=settings, editor=None, workbench=SimpleNamespace(list_studies=list))
+    with gr.Blocks():
+        widgets = edit.layout(ctx, edit.edit_settings(ctx))
+    assert (widgets.steps.value, widgets.cfg.value, widgets.truncate.value) == (28, 6.0, truncate)
+    assert [value for _, value in widgets.size_level.choices] == [512, 768, 1024]
+    assert widgets.size_level.value == 512 and widgets.cfg.visible and widgets.truncate.visible
+    assert "side of a square" in widgets.size_level.label
+
+
+@pytest.mark.parametrize("version", ["v1.0", "v1.1"])
+def test_saved_diffusers_folders_declare_their_versions_settings(tmp_path, version):
+    from model.edit_settings import read_edit_settings, settings_of
+
+    pipe = tiny_pipeline(seed=5, version=version)
+    pipe.save_pretrained(tmp_path / "saved")
+    declared = read_edit_settings(tmp_path / "saved")
+    assert declared == settings_of(pipe) == settings_of(load_pipeline(tmp_path / "saved", device="cpu"))
+    assert declared.timesteps_truncate == {"v1.0": 1.0, "v1.1": 0.93}[version]
