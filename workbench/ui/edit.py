@@ -81,24 +81,26 @@ def save_png(store: ImageStore, image) -> str:
     return str(store.path(store.put(image)))
 
 
-def _sampling(settings: EditSettings, steps: float, cfg: float, size_level: float, truncate: float | None):
-    """Pipeline keywords for the requested settings; gr.Error when the model does not allow them."""
+def _sampling(settings: EditSettings, steps, cfg, size_level, truncate) -> dict[str, Any]:
+    """Pipeline keywords for the requested settings (None: the model's default); gr.Error when the model
+    does not allow them."""
+    kwargs = settings.pipeline_kwargs(steps, cfg, size_level, truncate)
     try:
-        settings.check(int(steps), int(size_level))
+        settings.check(kwargs["num_inference_steps"], kwargs["size_level"])
     except ValueError as exc:
         raise gr.Error(str(exc)) from exc
-    return settings.pipeline_kwargs(steps, cfg, size_level, truncate)
+    return kwargs
 
 
 def run_edit(
     ctx: UIContext,
     image_path: str | None,
     instruction: str,
-    steps: float,
-    cfg: float,
+    steps: float | None,
+    cfg: float | None,
     seed: float | None,
     random_seed: bool,
-    size_level: float,
+    size_level: float | None,
     history: list[dict[str, Any]] | None,
     timesteps_truncate: float | None = None,
     progress: Any = None,
@@ -351,7 +353,9 @@ def wire(ctx: UIContext, w: EditWidgets) -> None:
     """Connect the Edit tab's events (the `/edit` and `/send_to_study` endpoints among them)."""
     model_call = gpu(lambda *args, progress=gr.Progress(): run_edit(ctx, *args, progress=progress))
 
-    def on_edit(img, text, n_steps, guidance, seed_in, rand, size, truncate, hist, progress=gr.Progress()):
+    # Defaults of None make the seed (empty until an edit) optional for API clients, like the other settings.
+    def on_edit(img, text, n_steps, guidance, seed_in=None, rand=True, size=None, truncate=None, hist=None,
+                progress=gr.Progress()):  # fmt: skip
         pair, seed_out, png, new_hist, notice = model_call(
             img, text, n_steps, guidance, seed_in, rand, size, hist, truncate, progress=progress
         )
