@@ -60,7 +60,9 @@ def run(url: str, triplets: list[Triplet], folder: Path) -> list[dict]:
         source = folder / f"source-{i}.png"
         triplet.source.save(source)
         started = time.perf_counter()
-        (_, after), seed, *_ = client.predict(handle_file(str(source)), triplet.instruction, api_name="/edit")
+        (_, after), _, seed, *_ = client.predict(
+            handle_file(str(source)), triplet.instruction, api_name="/edit"
+        )
         seconds = time.perf_counter() - started
         result = check_edit(triplet, Image.open(after))
         rows.append(

@@ -111,23 +111,45 @@ def ctx(settings, editor, workbench):
     return UIContext(settings=settings, editor=editor, workbench=workbench)
 
 
-@pytest.fixture(scope="module")
-def launched(tmp_path_factory, editor) -> Iterator[SimpleNamespace]:
-    """The full app on a free port with seeded studies; yields url, settings, workbench."""
+def launch_app(root: Path, editor, **settings_kwargs):
+    """Build and launch the full app (seeded studies, SQLite) under `root`; returns (demo, namespace)."""
     from workbench.service import Workbench
     from workbench.ui import AppSettings, build_demo, launch_kwargs
 
-    root = tmp_path_factory.mktemp("app")
     os.environ["GRADIO_TEMP_DIR"] = str(root / "gradio-tmp")
     settings = AppSettings(
-        data_dir=root / "data", admin_password=ADMIN_PASSWORD, port=free_port(), demo_study=False
-    )
+        data_dir=root / "data", admin_password=ADMIN_PASSWORD, port=free_port(), demo_study=False,
+        **settings_kwargs,
+    )  # fmt: skip
     wb = Workbench(db_url=f"sqlite:///{root}/wb.db", data_dir=settings.data_dir)
     wb.init()
     seed_studies(wb)
     demo = build_demo(settings, editor, wb)
     demo.queue(default_concurrency_limit=8)
     _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(settings))
-    yield SimpleNamespace(url=url, settings=settings, workbench=wb, root=root)
+    return demo, SimpleNamespace(url=url, settings=settings, workbench=wb, root=root)
+
+
+@pytest.fixture(scope="session")
+def launch_app_factory():
+    """`launch_app` for tests that launch the app with another editor or settings."""
+    return launch_app
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory, editor) -> Iterator[SimpleNamespace]:
+    """The full app on a free port with seeded studies; yields url, settings, workbench."""
+    demo, app = launch_app(tmp_path_factory.mktemp("app"), editor)
+    yield app
     demo.close()
-    wb.close()
+    app.workbench.close()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: dict):
+    """Debian's Chromium through Playwright (skips when either is missing)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(**chromium)
+        yield b
+        b.close()

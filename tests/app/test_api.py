@@ -67,10 +67,32 @@ def test_curation_needs_rights(launched, tmp_path):
 def test_edit_endpoint(launched, tmp_path, make_scene):
     src = tmp_path / "src.png"
     make_scene(5, 48).save(src)
-    (before, after), seed, png = client(launched, tmp_path).predict(
+    (before, after), notice, seed, png = client(launched, tmp_path).predict(
         handle_file(str(src)), "make the blocks red", 2, 6.0, 123, False, 512, api_name="/edit"
-    )[:3]
-    assert seed == 123 and after.endswith(".png") and png.endswith(".png")
+    )[:4]
+    assert seed == "123" and after.endswith(".png") and png.endswith("edit-123-1.png") and notice == ""
+
+
+def test_edit_endpoint_defaults_are_the_models(launched, tmp_path, make_scene):
+    """Only image and instruction: every setting is the loaded model's default (official: 28 steps at 512)."""
+    from gradio_client import Client
+
+    src = tmp_path / "src.png"
+    make_scene(6, 48).save(src)
+    info = Client(launched.url, verbose=False).view_api(return_format="dict", print_info=False)
+    defaults = {
+        p["parameter_name"]: p["parameter_default"] for p in info["named_endpoints"]["/edit"]["parameters"]
+    }
+    assert (defaults["n_steps"], defaults["guidance"], defaults["size"], defaults["truncate"]) == (
+        28,
+        6.0,
+        512,
+        0.93,
+    )
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client(launched, tmp_path).predict(
+            handle_file(str(src)), "x", 2, 6.0, 0, False, 256, api_name="/edit"
+        )
 
 
 def test_bad_input_keeps_serving(launched, tmp_path, make_scene):

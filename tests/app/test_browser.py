@@ -14,15 +14,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "app"
 
 
-@pytest.fixture(scope="module")
-def browser(chromium: dict):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(**chromium)
-        yield b
-        b.close()
-
-
 @pytest.fixture
 def page(browser, launched):
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})

@@ -111,3 +111,45 @@ def test_batch_rejects_malformed_json(tmp_path, capsys) -> None:
     ]
     assert main(argv) == 2
     assert "must be a JSON object" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("version", ["v1.0", "v1.1"])
+def test_left_out_options_are_the_models_declared_settings(tiny_pipe, version) -> None:
+    """v1.0 runs with the cut-off of its release (1.0), v1.1 with 0.93; steps, CFG, size: the model's."""
+    from model.__main__ import _edit_kwargs
+    from model.tiny import tiny_pipeline
+
+    pipe = tiny_pipeline(seed=0, version=version)
+    args = build_parser().parse_args(["edit", "--image", "i.png", "--instruction", "x", "--out", "o.png"])
+    kwargs = _edit_kwargs(args, pipe, seed=1)
+    truncate = {"v1.0": 1.0, "v1.1": 0.93}[version]
+    assert (kwargs["num_inference_steps"], kwargs["guidance_scale"], kwargs["size_level"]) == (28, 6.0, 512)
+    assert kwargs["timesteps_truncate"] == truncate
+    args = build_parser().parse_args(["edit", "--steps", "3", "--timesteps-truncate", "0.5", "--cfg", "-1"])
+    kwargs = _edit_kwargs(args, pipe, seed=1)
+    assert (kwargs["num_inference_steps"], kwargs["timesteps_truncate"], kwargs["guidance_scale"]) == (
+        3,
+        0.5,
+        -1,
+    )
+
+
+def test_the_embedded_model_edits_at_its_own_settings_by_default(tmp_path, capsys) -> None:
+    """No sampling options: one step at size level 32 without CFG, and the toy edit is right."""
+    from model.nano.checks import check_edit
+    from model.toy_examples import example_triplet
+
+    triplet = example_triplet("color", "en", 1)
+    triplet.source.save(tmp_path / "in.png")
+    out = tmp_path / "out.png"
+    argv = [
+        "edit",
+        "--image",
+        str(tmp_path / "in.png"),
+        "--instruction",
+        triplet.instruction,
+        "--out",
+        str(out),
+    ]
+    assert main([*argv, "--seed", "5"]) == 0
+    assert check_edit(triplet, Image.open(out)).success

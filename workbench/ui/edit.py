@@ -215,7 +215,7 @@ class EditWidgets:
     run: gr.Button
     result: gr.ImageSlider
     notice: gr.Markdown
-    used_seed: gr.Number
+    used_seed: gr.Textbox
     download: gr.DownloadButton
     continue_btn: gr.Button
     undo_btn: gr.Button
@@ -301,8 +301,13 @@ def layout(ctx: UIContext, settings: EditSettings) -> EditWidgets:
             )
             notice = gr.Markdown(elem_id="edit-notice")
             with gr.Row():
-                used_seed = gr.Number(
-                    value=None, label="Seed used", interactive=False, precision=0, elem_id="edit-used-seed"
+                # Text, not a number box: a number box shows "0" before any edit has used a seed.
+                used_seed = gr.Textbox(
+                    value="",
+                    label="Seed used",
+                    interactive=False,
+                    placeholder="after an edit",
+                    elem_id="edit-used-seed",
                 )
                 download = gr.DownloadButton("Download PNG", elem_id="edit-download")
             with gr.Row():
@@ -359,7 +364,7 @@ def wire(ctx: UIContext, w: EditWidgets) -> None:
         pair, seed_out, png, new_hist, notice = model_call(
             img, text, n_steps, guidance, seed_in, rand, size, hist, truncate, progress=progress
         )
-        return pair, notice, seed_out, png, new_hist, history_gallery(new_hist)
+        return pair, notice, str(seed_out), png, new_hist, history_gallery(new_hist)
 
     buttons = [w.run, w.continue_btn, w.undo_btn]
     w.run.click(_set_busy(True), None, buttons, api_visibility="private", queue=False).then(
