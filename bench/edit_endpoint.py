@@ -4,8 +4,9 @@ Starts `python app.py` (the embedded nano model, SQLite, no demo studies) as a c
 `/edit` through gradio_client with only the image and the instruction, so every sampling setting is the
 endpoint's own default (the model's declared settings). The edits are held-out triplets (the world's "eval"
 split, never trained on) from a stream neither the training export nor `eval-nano` draws (BENCH_SEED),
-`--per-category` of every category, English and Chinese as the world mixes them. Each output is scored with
-`model.nano.checks.check_edit`; the time is the client's wall time per call (upload, queue, edit, download).
+`--per-category` of every category, English and Chinese as the world mixes them, each in a fresh session.
+Each output is scored with `model.nano.checks.check_edit`; the time is the client's wall time per call
+(upload, queue, edit, download of the outputs).
 The overall success is compared with what `eval-nano` recorded for the shipped model (its eval.json).
 
     .venv/bin/python bench/edit_endpoint.py [--per-category 10] [--json out.json]
@@ -48,7 +49,8 @@ def fresh_triplets(per_category: int) -> list[Triplet]:
 
 
 def run(url: str, triplets: list[Triplet], folder: Path) -> list[dict]:
-    """One `/edit` call per triplet with only (image, instruction); one result row each."""
+    """One `/edit` call per triplet with only (image, instruction), each in a fresh session (a new visitor:
+    the history starts empty); one result row each."""
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False, download_files=str(folder / "downloads"))
@@ -59,6 +61,7 @@ def run(url: str, triplets: list[Triplet], folder: Path) -> list[dict]:
     for i, triplet in enumerate(triplets):
         source = folder / f"source-{i}.png"
         triplet.source.save(source)
+        client.reset_session()
         started = time.perf_counter()
         (_, after), _, seed, *_ = client.predict(
             handle_file(str(source)), triplet.instruction, api_name="/edit"

@@ -61,7 +61,9 @@ def test_edit_tab(page, tmp_path, make_scene):
     page.locator("#edit-steps input[type=number]").fill("3")
     page.locator("#edit-run").click()
     expect(page.locator("#edit-result img")).to_have_count(2, timeout=120_000)
-    expect(page.locator("#edit-used-seed input")).not_to_have_value("", timeout=10_000)
+    expect(page.locator("#edit-used-seed textarea, #edit-used-seed input")).not_to_have_value(
+        "", timeout=10_000
+    )
     expect(page.locator("#edit-history img")).to_have_count(1)
     shot(page, "edit")
     page.locator("#edit-continue").click()

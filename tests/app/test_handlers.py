@@ -181,3 +181,13 @@ def test_send_to_study_records_a_candidate(ctx, workbench, tmp_path, make_scene)
     assert (stored.language, stored.category, stored.instruction) == ("zh", "color_alter", "把它变成绿色")
     with pytest.raises(gr.Error):
         edit.send_to_study(ctx, "cur", None, [])
+
+
+def test_history_gallery_shows_the_last_turns_with_their_numbers():
+    history = [{"output": f"/x/{i}.png", "instruction": f"edit {i}"} for i in range(1, 21)]
+    items = edit.history_gallery(history)
+    assert (
+        len(items) == edit.GALLERY_TURNS
+        and items[0] == ("/x/9.png", "9. edit 9")
+        and items[-1][1] == "20. edit 20"
+    )

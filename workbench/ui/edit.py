@@ -163,9 +163,13 @@ def undo_turn(history: list[dict[str, Any]] | None) -> tuple[list[dict[str, Any]
     return history, dropped["input"], None
 
 
+GALLERY_TURNS = 12  # every edit re-sends the gallery: a long session would grow each response without bound
+
+
 def history_gallery(history: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
-    """Gallery items: each turn's output with its instruction as caption."""
-    return [(t["output"], f"{i + 1}. {t['instruction']}") for i, t in enumerate(history or [])]
+    """Gallery items: the last GALLERY_TURNS turns' outputs, each captioned with its number and instruction."""
+    turns = list(enumerate(history or [], start=1))[-GALLERY_TURNS:]
+    return [(t["output"], f"{n}. {t['instruction']}") for n, t in turns]
 
 
 def send_to_study(
@@ -367,14 +371,17 @@ def wire(ctx: UIContext, w: EditWidgets) -> None:
         return pair, notice, str(seed_out), png, new_hist, history_gallery(new_hist)
 
     buttons = [w.run, w.continue_btn, w.undo_btn]
-    w.run.click(_set_busy(True), None, buttons, api_visibility="private", queue=False).then(
+    editing = w.run.click(_set_busy(True), None, buttons, api_visibility="private", queue=False).then(
         on_edit,
         [w.image, w.instruction, w.steps, w.cfg, w.seed, w.random_seed, w.size_level, w.truncate, w.history],
         [w.result, w.notice, w.used_seed, w.download, w.history, w.gallery],
         api_name="edit",
         show_progress_on=[w.result],
         **GPU_EVENT,
-    ).then(_set_busy(False), None, buttons, api_visibility="private", queue=False)
+    )
+    # Gradio's page runs `.then` listeners only after a success, so a failed edit unlocks through `.failure`.
+    for after in (editing.then, editing.failure):
+        after(_set_busy(False), None, buttons, api_visibility="private", queue=False)
 
     def on_continue(hist):
         require(hist, "Run an edit first.")
