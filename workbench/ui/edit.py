@@ -58,7 +58,7 @@ def model_line(settings: EditSettings) -> str:
     cfg = f"CFG {settings.guidance:g}" if settings.cfg_applies else "no CFG"
     return (
         f"Model `{settings.model_name}` ({settings.version}): {settings.steps} steps, {cfg}, size level "
-        f"{settings.size_level}, CFG rescale cut-off {settings.timesteps_truncate:g}."
+        f"{settings.size_level}, CFG rescale cut-off {settings.timesteps_truncate:.2f}."
     )
 
 
@@ -254,7 +254,12 @@ def _sampling_controls(settings: EditSettings) -> dict[str, Any]:
     )
     with gr.Row():
         controls["seed"] = gr.Number(
-            value=None, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="edit-seed"
+            value=None,
+            precision=0,
+            minimum=0,
+            maximum=MAX_SEED,
+            label="Seed (used when Random seed is off)",
+            elem_id="edit-seed",
         )
         controls["random_seed"] = gr.Checkbox(value=True, label="Random seed", elem_id="edit-random-seed")
     controls["size_level"] = gr.Dropdown(
