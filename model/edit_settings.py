@@ -200,5 +200,5 @@ def _hub_cache_folder(repo_id: str) -> Path | None:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception:  # noqa: BLE001 - not cached, invalid id, offline: the caller falls back to defaults
+    except Exception:  # not cached, invalid id, offline: the caller falls back to the defaults
         return None
