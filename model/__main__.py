@@ -19,8 +19,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from model.checkpoints import register_cli as register_inspect
-from model.images import ImageInputError
+from model.images import TRANSPARENCY_MODES, ImageInputError
+from model.inspection import register_cli as register_inspect
 from model.nano.cli import register as register_nano
 
 # The official batch script's default seed (inference.py --seed 42), so batch runs are reproducible.
@@ -71,6 +71,12 @@ def register_edit(subparsers) -> None:
         default=None,
         help="CFG rescale cut-off (default: the checkpoint's version: v1.0 1.0, v1.1 0.93)",
     )
+    options.add_argument(
+        "--transparency",
+        choices=TRANSPARENCY_MODES,
+        default="white",
+        help="transparent pixels: composite onto white, or drop alpha as the official code does",
+    )
     options.add_argument("--offload-text-encoder", action="store_true", help="Qwen on the GPU only to encode")
     options.add_argument("--compile", action="store_true", help="torch.compile the DiT (regional)")
     options.add_argument("--fp8", action="store_true", help="FP8 weight-only DiT (CUDA + torchao)")
@@ -104,7 +110,7 @@ def _edit_kwargs(args: argparse.Namespace, pipe, seed: int | None) -> dict:
     sampling = settings_of(pipe).pipeline_kwargs(
         args.steps, args.cfg, args.size_level, args.timesteps_truncate
     )
-    return dict(negative_prompt=args.negative_prompt, seed=seed, **sampling)
+    return dict(negative_prompt=args.negative_prompt, seed=seed, transparency=args.transparency, **sampling)
 
 
 def _save_atomically(image, out: Path) -> None:

@@ -1,15 +1,14 @@
-"""Checkpoint inspection: safetensors headers, format/version detection and key compatibility reports.
+"""Checkpoint checking: safetensors headers, format/version detection and key compatibility reports.
 
 Everything here works from the safetensors *header* only: tensor names, dtypes and shapes become ``meta``
 tensors, go through the same key mapping the loader uses (:mod:`model.key_mapping`), and are compared with the
 model definition built on the meta device. So a 25 GB checkpoint is checked without reading its data.
 
-``python -m model inspect CHECKPOINT.safetensors [--json]`` is registered by :func:`register_cli`.
+The ``inspect`` command built on it is :mod:`model.inspection`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import struct
 from collections import Counter
@@ -28,7 +27,9 @@ from model.key_mapping import (
     Conversion,
     convert_dit_state_dict,
     convert_ldm_vae_state_dict,
+    ldm_vae_key_for,
     official_dit_key_for,
+    strip_connector_prefix,
 )
 
 # Formats detected from key names.
@@ -52,6 +53,14 @@ _TORCH_DTYPES = {
     "F8_E5M2": torch.float8_e5m2,
 }
 _REFUSED_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+# Built with nn.Linear / nn.Parameter defaults (fp32) inside the official bf16 connector.
+_OFFICIAL_FP32_CONNECTOR = ("global_proj_out.", "scale_factor")
+# Notes on a file stored uniformly in a dtype other than the BF16 of the official DiT release.
+_UNIFORM_NOTES = {
+    "F32": "full precision, twice the size of the BF16 release; cast to the load dtype",
+    "F8_E4M3": "an fp8 file; upcast to the load dtype, the fp8 rounding of the weights stays",
+    "F8_E5M2": "an fp8 file; upcast to the load dtype, the fp8 rounding of the weights stays",
+}
 
 
 class CheckpointMismatchError(ValueError):
@@ -295,6 +304,8 @@ class CompatibilityReport:
     tensor_count: int
     parameter_count: int
     dtypes: dict[str, int]
+    dtype: str | None = None  # the file's own dtype (its most common one)
+    dtype_outliers: list[str] = field(default_factory=list)  # "name: DTYPE" for tensors stored otherwise
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     mis_shaped: list[str] = field(default_factory=list)
@@ -307,6 +318,20 @@ class CompatibilityReport:
     def to_dict(self) -> dict:
         return asdict(self) | {"compatible": self.compatible}
 
+    def _precision_lines(self) -> list[str]:
+        """The file's dtype, called out when uniform and unusual, and every tensor stored in another dtype."""
+        if self.dtype is None:
+            return []
+        if not self.dtype_outliers:
+            uniform = len(self.dtypes) == 1
+            note = _UNIFORM_NOTES.get(self.dtype) if uniform else None
+            if self.dtype == "F32" and self.format not in (OFFICIAL_V10, OFFICIAL_V11):
+                note = None  # VAEs and small diffusers models are fp32 by design
+            suffix = f" ({note})" if note else ""
+            return [f"precision:  {'all ' if uniform else ''}{self.dtype}{suffix}"]
+        lines = [f"precision:  {self.dtype}, but {len(self.dtype_outliers)} tensor(s) stored otherwise:"]
+        return lines + [f"  {item}" for item in self.dtype_outliers]
+
     def to_text(self) -> str:
         """The human-readable report ``inspect`` prints."""
         dtypes = ", ".join(f"{d} ({n})" for d, n in sorted(self.dtypes.items()))
@@ -317,6 +342,7 @@ class CompatibilityReport:
             f"tensors:    {self.tensor_count}",
             f"parameters: {self.parameter_count:,} ({self.parameter_count / 1e9:.3f} B)",
             f"dtypes:     {dtypes}",
+            *self._precision_lines(),
         ]
         if self.compatible:
             lines.append("compatible: yes (no missing, unexpected or mis-shaped keys)")
@@ -338,12 +364,14 @@ class CompatibilityReport:
         return "\n".join(lines)
 
 
-def _display_name(module: str, key: str, layout_official: bool) -> str:
+def _display_name(module: str, key: str, layout_official: bool, vae_levels: int) -> str:
     """A missing key in the checkpoint's own naming, so users can grep their file for it."""
     if module == "connector":
         return CONNECTOR_PREFIX + key if layout_official else key
     if module == "transformer" and layout_official:
         return official_dit_key_for(key) or key
+    if module == "vae" and layout_official:
+        return ldm_vae_key_for(key, vae_levels)
     return key
 
 
@@ -380,14 +408,55 @@ def compare_conversion(
     for module, wanted in expected.items():
         present = conversion.modules.get(module, {})
         official = prefix_connector if module == "connector" else layout_official
-        names = {_display_name(module, k, official) for k in wanted if k not in present}
+        levels = len({k.split(".")[2] for k in wanted if k.startswith("decoder.up_blocks.")})
+        names = {_display_name(module, k, official, levels) for k in wanted if k not in present}
         missing += sorted(names)
     problems = [f"{key}: {why}" for key, why in conversion.errors.items()]
     return missing, sorted(set(unexpected)), mis_shaped, problems
 
 
-def _is_official_layout(fmt: str) -> bool:
-    return fmt in (OFFICIAL_V10, OFFICIAL_V11)
+def _in_official_names(fmt: str) -> bool:
+    """Whether the file names its tensors the official (BFL/LDM) way rather than the diffusers way."""
+    return fmt in (OFFICIAL_V10, OFFICIAL_V11, OFFICIAL_VAE)
+
+
+def dtype_findings(tensors: Mapping[str, TensorInfo]) -> tuple[str | None, list[str]]:
+    """The file's own dtype (the most common one) and each tensor stored in another, as ``name: DTYPE``.
+
+    The connector tensors the official module creates in fp32 inside its bf16 module (``global_proj_out``,
+    ``scale_factor``) may stay fp32 in a bf16 file.
+    """
+    counts = Counter(info.dtype for info in tensors.values())
+    if not counts:
+        return None, []
+    own = counts.most_common(1)[0][0]
+    outliers = [
+        f"{name}: {info.dtype}"
+        for name, info in tensors.items()
+        if info.dtype != own and not (info.dtype == "F32" and _kept_fp32_officially(name))
+    ]
+    return own, sorted(outliers)
+
+
+def _kept_fp32_officially(name: str) -> bool:
+    key = strip_connector_prefix(name) or name
+    return key.startswith(_OFFICIAL_FP32_CONNECTOR)
+
+
+def header_report(label: str, header: SafetensorsHeader) -> CompatibilityReport:
+    """What the header itself says: format, version, counts, dtypes and dtype outliers (no key check)."""
+    own, outliers = dtype_findings(header.tensors)
+    return CompatibilityReport(
+        path=label,
+        format=detect_format(header.tensors),
+        version=detect_version(header.tensors),
+        tensor_count=len(header.tensors),
+        parameter_count=sum(info.numel for info in header.tensors.values()),
+        dtypes=dict(Counter(info.dtype for info in header.tensors.values())),
+        dtype=own,
+        dtype_outliers=outliers,
+        problems=list(header.problems),
+    )
 
 
 def check_header(
@@ -399,22 +468,12 @@ def check_header(
     """Report a checkpoint header against ``expected`` shapes per module (default: the full-size model).
 
     ``hidden_size`` is the DiT width used to split fused official tensors (default: the full-size 3072).
+    A kohya LoRA is not a model: `model.inspection.inspect_checkpoint` reports it against the DiT instead.
     """
-    from model.lora import lora_report
-
-    fmt = detect_format(header.tensors)
-    report = CompatibilityReport(
-        path=label,
-        format=fmt,
-        version=detect_version(header.tensors),
-        tensor_count=len(header.tensors),
-        parameter_count=sum(info.numel for info in header.tensors.values()),
-        dtypes=dict(Counter(info.dtype for info in header.tensors.values())),
-        problems=list(header.problems),
-    )
+    report = header_report(label, header)
+    fmt = report.format
     if fmt == KOHYA_LORA:
-        report.missing, report.unexpected, report.mis_shaped = lora_report(header.tensors)
-        return report
+        raise CheckpointFormatError(f"{label}: a kohya LoRA, not model weights (load it with model.lora)")
     if expected is None:
         expected = full_size_definition(fmt, header.tensors)
     if hidden_size is None:
@@ -422,61 +481,8 @@ def check_header(
     conversion = convert_for_format(fmt, meta_tensors(header.tensors), hidden_size)
     shapes = {name: info.shape for name, info in header.tensors.items()}
     missing, unexpected, mis_shaped, problems = compare_conversion(
-        conversion, expected, shapes, _is_official_layout(fmt), prefix_connector=fmt != DIFFUSERS_CONNECTOR
+        conversion, expected, shapes, _in_official_names(fmt), prefix_connector=fmt != DIFFUSERS_CONNECTOR
     )
     report.missing, report.unexpected, report.mis_shaped = missing, unexpected, mis_shaped
     report.problems += problems
     return report
-
-
-def inspect_checkpoint(path: str | Path) -> CompatibilityReport:
-    """Header-only report of a checkpoint file (or a folder of shards) against the full-size model definition."""
-    return check_header(str(path), read_headers(safetensors_files(path)))
-
-
-# --------------------------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------------------------
-
-
-def inspect_path(path: str | Path) -> list[CompatibilityReport]:
-    """Reports for a file, a folder of shards, or every component of a model folder (official or diffusers)."""
-    from model.loading import inspect_model_folder
-
-    reports = inspect_model_folder(path) if Path(path).is_dir() else None
-    return reports if reports is not None else [inspect_checkpoint(path)]
-
-
-def run_inspect(args: argparse.Namespace) -> int:
-    """``inspect`` subcommand: print the report(s); exit 0 only when everything is fully compatible."""
-    try:
-        reports = inspect_path(args.checkpoint)
-    except (CheckpointFormatError, FileNotFoundError) as exc:
-        print(json.dumps({"error": str(exc)}) if args.json else f"error: {exc}")
-        return 2
-    compatible = all(report.compatible for report in reports)
-    if args.json:
-        payload = reports[0].to_dict() if len(reports) == 1 else {"reports": [r.to_dict() for r in reports]}
-        print(json.dumps(payload | {"compatible": compatible}, indent=2))
-    else:
-        print("\n\n".join(report.to_text() for report in reports))
-    return 0 if compatible else 1
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``inspect`` to the ``python -m model`` command line."""
-    parser = subparsers.add_parser(
-        "inspect",
-        help="check a checkpoint's keys and shapes against the model (reads only the safetensors header)",
-        description="Report format (official v1.0/v1.1, diffusers, VAE, LoRA), tensor and parameter counts, "
-        "dtypes and every missing/unexpected/mis-shaped key against the full-size Step1X-Edit definition. "
-        "Exit status: 0 compatible, 1 incompatible, 2 unreadable.",
-    )
-    parser.add_argument(
-        "checkpoint",
-        help="a .safetensors file, a folder of shards (e.g. transformer/), or a whole model folder "
-        "(official: each DiT file + vae.safetensors vs the full-size model; diffusers: each component vs its "
-        "config.json)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.set_defaults(func=run_inspect)

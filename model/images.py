@@ -24,6 +24,9 @@ MIN_IMAGE_SIDE = 16
 MAX_ASPECT_RATIO = 20.0
 # Multiple of 16: one 2x2 latent patch of the 8x-downsampling VAE.
 SIDE_MULTIPLE = 16
+# Transparent pixels: "white" composites them onto white (a cut-out reads as an object on a page);
+# "drop" discards alpha like the official code's convert("RGB"), showing each pixel's hidden colour.
+TRANSPARENCY_MODES = ("white", "drop")
 
 
 class ImageInputError(ValueError):
@@ -33,11 +36,14 @@ class ImageInputError(ValueError):
 ImageSource = str | Path | bytes | bytearray | Image.Image
 
 
-def load_image(source: ImageSource) -> Image.Image:
+def load_image(source: ImageSource, transparency: str = "white") -> Image.Image:
     """Open, validate and normalise an image to an 8-bit RGB PIL image with EXIF orientation applied.
 
-    Raises ImageInputError (a ValueError) with a message meant for the end user on any bad input.
+    `transparency` is one of TRANSPARENCY_MODES. Raises ImageInputError (a ValueError) with a message meant
+    for the end user on any bad input.
     """
+    if transparency not in TRANSPARENCY_MODES:
+        raise ValueError(f"transparency must be one of {TRANSPARENCY_MODES}, got {transparency!r}")
     image = _open(source)
     _check_dimensions(*image.size)
     try:
@@ -48,7 +54,7 @@ def load_image(source: ImageSource) -> Image.Image:
     with contextlib.suppress(Exception):
         image = ImageOps.exif_transpose(image)
     _check_dimensions(*image.size)
-    return _to_rgb(image)
+    return _to_rgb(image, transparency)
 
 
 def _open(source: ImageSource) -> Image.Image:
@@ -87,13 +93,15 @@ def _check_dimensions(width: int, height: int) -> None:
         )
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Normalise any PIL mode to RGB: transparency onto white, 16-bit/float scaled to 8-bit."""
+def _to_rgb(image: Image.Image, transparency: str = "white") -> Image.Image:
+    """Normalise any PIL mode to RGB: transparency onto white (or dropped), 16-bit/float scaled to 8-bit."""
+    if image.mode == "P" and transparency == "drop":
+        return image.convert("RGB")
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):
         image = _high_depth_to_l(image)
-    if image.mode in ("RGBA", "LA", "RGBa", "La", "PA"):
+    if image.mode in ("RGBA", "LA", "RGBa", "La", "PA") and transparency == "white":
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")

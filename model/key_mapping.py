@@ -273,6 +273,45 @@ def convert_ldm_vae_state_dict(tensors: Mapping[str, torch.Tensor], config: Mapp
     return result
 
 
+# diffusers AutoencoderKL name -> BFL/LDM name, part by part (the inverse of diffusers' converter, for reports).
+_VAE_NAME_PARTS = (
+    (
+        re.compile(r"^(encoder|decoder)\.mid_block\.resnets\.(\d)\."),
+        lambda m: f"{m[1]}.mid.block_{int(m[2]) + 1}.",
+    ),
+    (re.compile(r"^(encoder|decoder)\.mid_block\.attentions\.0\."), lambda m: f"{m[1]}.mid.attn_1."),
+    (re.compile(r"^encoder\.down_blocks\.(\d+)\.resnets\."), lambda m: f"encoder.down.{m[1]}.block."),
+    (
+        re.compile(r"^encoder\.down_blocks\.(\d+)\.downsamplers\.0\."),
+        lambda m: f"encoder.down.{m[1]}.downsample.",
+    ),
+)
+_VAE_LEAF_NAMES = {
+    "conv_shortcut": "nin_shortcut",
+    "group_norm": "norm",
+    "to_q": "q",
+    "to_k": "k",
+    "to_v": "v",
+    "to_out.0": "proj_out",
+    "conv_norm_out": "norm_out",
+}
+
+
+def ldm_vae_key_for(diffusers_key: str, levels: int) -> str:
+    """The BFL/LDM (official ``vae.safetensors``) name of a diffusers ``AutoencoderKL`` key; ``levels`` is the
+    number of resolution levels (the decoder's up blocks are numbered in reverse: up_blocks.0 is up.{levels-1})."""
+    key = diffusers_key
+    up = re.match(r"^decoder\.up_blocks\.(\d+)\.(resnets|upsamplers\.0)\.", key)
+    if up:
+        part = "block." if up[2] == "resnets" else "upsample."
+        key = f"decoder.up.{levels - 1 - int(up[1])}.{part}" + key[up.end() :]
+    for pattern, replace in _VAE_NAME_PARTS:
+        key = pattern.sub(replace, key)
+    for new, old in _VAE_LEAF_NAMES.items():
+        key = key.replace(f".{new}.", f".{old}.")
+    return key
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Configs read off tensor shapes (official files carry none)
 # --------------------------------------------------------------------------------------------------------------

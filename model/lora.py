@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from model.checkpoints import _full_size_shapes, refuse_unsafe_format
 from model.key_mapping import convert_official_dit_key, official_dit_key_for
 
 _KOHYA = re.compile(
@@ -86,7 +87,6 @@ def official_weight_shapes(diffusers_shapes: Mapping[str, Sequence[int]]) -> dic
 
 def lora_report(tensors: Mapping) -> tuple[list[str], list[str], list[str]]:
     """(missing, unexpected, mis-shaped) for a kohya LoRA header against the full-size DiT definition."""
-    from model.checkpoints import _full_size_shapes
 
     official = official_weight_shapes(_full_size_shapes("transformer"))
     modules, stray = group_kohya_modules(list(tensors))
@@ -157,8 +157,6 @@ def merge_kohya_lora(transformer: torch.nn.Module, path: str | Path, multiplier:
     """
     from safetensors.torch import load_file
 
-    from model.checkpoints import refuse_unsafe_format
-
     refuse_unsafe_format(Path(path))
     deltas = kohya_deltas(load_file(str(path)), multiplier)
     hidden = transformer.config.num_attention_heads * transformer.config.attention_head_dim
@@ -192,8 +190,6 @@ def load_kohya_lora_adapter(
     """
     from diffusers.loaders.lora_conversion_utils import _convert_kohya_flux_lora_to_diffusers
     from safetensors.torch import load_file
-
-    from model.checkpoints import refuse_unsafe_format
 
     refuse_unsafe_format(Path(path))
     state_dict = load_file(str(path))

@@ -13,22 +13,25 @@ output (`prediction="ref_residual"`).
 
 from __future__ import annotations
 
+import inspect
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.hooks import apply_group_offloading
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
-from diffusers.utils import BaseOutput
+from diffusers.utils import BaseOutput, replace_example_docstring
 from PIL import Image
 from transformers import Qwen2_5_VLForConditionalGeneration
 from transformers.models.qwen2_5_vl.processing_qwen2_5_vl import Qwen2_5_VLProcessor
 
 from model.connector import Step1XEditConnector
 from model.encoder import DEFAULT_DROP_TOKENS, DEFAULT_MAX_LENGTH, QWEN25VL_PREFIX, encode_prompt
-from model.images import ImageSource, load_image, resize_to_size_level
+from model.images import TRANSPARENCY_MODES, ImageSource, load_image, resize_to_size_level
 from model.latents import pack_patches, pil_to_tensor, tensor_to_pil, unpack_patches
 from model.sampling import (
     CFG_DISABLED,
@@ -39,8 +42,10 @@ from model.sampling import (
     reference_id_offset,
     schedule_mu,
 )
+from model.weights import load_components
 
-StepCallback = Callable[[int, int], None]
+# diffusers' contract: callback(pipe, step index, timestep, {name: tensor}) -> {name: replacement tensor}.
+StepCallback = Callable[[DiffusionPipeline, int, torch.Tensor, dict[str, Any]], dict[str, Any]]
 # The official sampler's defaults (inference.py / gradio_app.py).
 DEFAULT_STEPS = 28
 DEFAULT_GUIDANCE = 6.0
@@ -52,6 +57,35 @@ PREDICTIONS = ("velocity", "ref_residual")
 # ref_residual: velocity = (x_t - x0) / t, with t kept away from 0 at the last step.
 MIN_RESIDUAL_T = 1e-3
 
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> import torch
+        >>> from PIL import Image
+        >>> from model.pipeline import Step1XEditPipeline
+
+        >>> # the embedded nano model; an official folder or Hub id loads the same way
+        >>> pipe = Step1XEditPipeline.from_pretrained("assets/step1x-edit-nano")
+        >>> pipe.set_progress_bar_config(disable=True)
+
+        >>> def on_step_end(pipe, step, timestep, callback_kwargs):
+        ...     print(f"step {step + 1}/{pipe.num_timesteps}, latents {tuple(callback_kwargs['latents'].shape)}")
+        ...     return callback_kwargs
+
+        >>> out = pipe(
+        ...     image=Image.new("RGB", (32, 32), "white"),
+        ...     prompt="add a red circle",
+        ...     generator=torch.Generator().manual_seed(0),
+        ...     callback_on_step_end=on_step_end,
+        ...     callback_on_step_end_tensor_inputs=["latents"],
+        ... )
+        step 1/1, latents (1, 16, 192)
+        >>> out.images[0].size
+        (32, 32)
+
+        ```
+"""
+
 
 @dataclass
 class Step1XEditPipelineOutput(BaseOutput):
@@ -59,7 +93,7 @@ class Step1XEditPipelineOutput(BaseOutput):
     grid [1, C, H/f, W/f] at the working size (before decoding)."""
 
     images: list[Image.Image]
-    seed: int
+    seed: int  # the seed used, or the generator's initial seed
     latents: torch.Tensor | None = None
 
 
@@ -87,6 +121,8 @@ class Step1XEditPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
+    # What `callback_on_step_end_tensor_inputs` may name: the packed target tokens and the Qwen states.
+    _callback_tensor_inputs = ["latents", "prompt_embeds"]
     # The connector runs inside every denoising step; cycling it on and off the GPU would cost each step.
     _exclude_from_cpu_offload = ["connector"]
     _optional_components = ["vae", "scheduler"]
@@ -137,6 +173,7 @@ class Step1XEditPipeline(DiffusionPipeline):
             model_name=model_name,
         )
         self.offload_text_encoder = False
+        self._num_timesteps = 0
 
     @classmethod
     def from_pretrained(
@@ -147,16 +184,24 @@ class Step1XEditPipeline(DiffusionPipeline):
         **kwargs,
     ) -> Step1XEditPipeline:
         """Load from an official-layout folder, a diffusers-layout folder (`save_pretrained` output) or a
-        Hub repo id; safetensors only, streamed (see `model.loading.load_pipeline`)."""
-        from model.loading import load_pipeline
-
-        return load_pipeline(pretrained_model_name_or_path, torch_dtype=torch_dtype, device=device, **kwargs)
+        Hub repo id; safetensors only, checked and streamed (`model.weights.load_components`). `text_encoder`
+        (keyword) overrides where an official folder finds Qwen2.5-VL."""
+        parts = load_components(
+            pretrained_model_name_or_path, torch_dtype=torch_dtype, device=device, **kwargs
+        )
+        params = inspect.signature(cls.__init__).parameters
+        return cls(**{name: value for name, value in parts.items() if name in params and name != "self"})
 
     # ------------------------------------------------------------------ identity and geometry
     @property
     def name(self) -> str:
         """Model name for run manifests, e.g. "step1x-edit-v1.1"."""
         return self.config.model_name
+
+    @property
+    def num_timesteps(self) -> int:
+        """Denoising steps of the current (or last) call, as diffusers pipelines report it."""
+        return self._num_timesteps
 
     @property
     def vae_scale_factor(self) -> int:
@@ -282,9 +327,11 @@ class Step1XEditPipeline(DiffusionPipeline):
         return tensor_to_pil(self.vae.decode(latents.to(self.vae.dtype), return_dict=False)[0])
 
     def prepare_noise(self, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
-        """Gaussian noise [1, C, H/f, W/f] from a CPU generator (the same numbers on every device)."""
+        """Gaussian noise [1, C, H/f, W/f] drawn on the generator's device (a CPU generator gives the same
+        numbers on every device)."""
         f = self.vae_scale_factor
-        return torch.randn((1, self.latent_channels, height // f, width // f), generator=generator)
+        shape = (1, self.latent_channels, height // f, width // f)
+        return torch.randn(shape, generator=generator, device=generator.device)
 
     def pack(self, grid: torch.Tensor) -> torch.Tensor:
         """Latent grid [B, C, h, w] -> tokens [B, (h/p)(w/p), C p p] (FLUX 2x2 packing for p = 2)."""
@@ -362,25 +409,80 @@ class Step1XEditPipeline(DiffusionPipeline):
         guidance_scale: float,
         timesteps_truncate: float,
         callback: StepCallback | None = None,
+        callback_tensor_inputs: Sequence[str] = ("latents",),
     ) -> torch.Tensor:
-        """The official loop: one batched [cond, uncond] forward per step, CFG, Euler step on the targets."""
-        total = len(timesteps) - 1
-        autocast = latent_tokens.device.type == "cuda" and latent_tokens.dtype == torch.bfloat16
-        with self.progress_bar(total=total) as progress:
+        """The official loop: one batched [cond, uncond] forward per step, CFG, Euler step on the targets.
+
+        In bf16 it runs under bf16 autocast like the official `generate`; the velocity keeps the DiT's output
+        dtype, and a norm-rescaled CFG step yields fp32 (see `combine_cfg`), which then carries the latents
+        and unrounded timesteps through every later step, as the official loop's dtype promotion does.
+        """
+        self._num_timesteps = len(timesteps) - 1
+        autocast = latent_tokens.dtype == torch.bfloat16
+        with self.progress_bar(total=self._num_timesteps) as progress:
             for step, (t_curr, t_next) in enumerate(zip(timesteps[:-1], timesteps[1:], strict=True)):
                 with torch.autocast(latent_tokens.device.type, dtype=torch.bfloat16, enabled=autocast):
                     out = self.model_output(latent_tokens, ref_tokens, embeds, mask, t_curr, img_ids)
-                pred = self.velocity(out.to(latent_tokens.dtype), latent_tokens, ref_tokens, t_curr)
+                pred = self.velocity(out, latent_tokens, ref_tokens, t_curr)
                 if guidance_scale != CFG_DISABLED:
                     pred = combine_cfg(pred[:1], pred[1:], guidance_scale, t_curr, timesteps_truncate)
                 latent_tokens = euler_step(latent_tokens, pred, t_curr, t_next)
                 progress.update()
                 if callback is not None:
-                    callback(step + 1, total)
+                    tensors = {"latents": latent_tokens, "prompt_embeds": embeds}
+                    outputs = callback(
+                        self,
+                        step,
+                        torch.tensor(t_curr * 1000.0),  # FLUX pipelines report the scheduler's 0-1000 scale
+                        {name: tensors[name] for name in callback_tensor_inputs},
+                    )
+                    latent_tokens = outputs.pop("latents", latent_tokens)
+                    embeds = outputs.pop("prompt_embeds", embeds)
         return latent_tokens
 
     # ------------------------------------------------------------------ the whole edit
+    def check_inputs(
+        self,
+        prompt: Any,
+        negative_prompt: Any = "",
+        num_inference_steps: int = DEFAULT_STEPS,
+        size_level: int = DEFAULT_SIZE_LEVEL,
+        seed: int | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] | None = None,
+        transparency: str = "white",
+    ) -> None:
+        """Raise ValueError, with a message meant for the user, for any argument the pipeline cannot run."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError("the edit instruction is empty; describe the change you want")
+        if not isinstance(negative_prompt, str):
+            raise ValueError(f"negative_prompt must be a string, got {type(negative_prompt).__name__}")
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
+        if size_level < MIN_SIZE_LEVEL:
+            raise ValueError(f"size_level must be at least {MIN_SIZE_LEVEL}, got {size_level}")
+        if seed is not None and generator is not None:
+            raise ValueError("pass either seed or generator, not both")
+        if isinstance(generator, list) and len(generator) != 1:
+            raise ValueError(f"one image is edited per call: pass one generator, got {len(generator)}")
+        unknown = [
+            k for k in callback_on_step_end_tensor_inputs or () if k not in self._callback_tensor_inputs
+        ]
+        if unknown:
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs {unknown} are not among {self._callback_tensor_inputs}"
+            )
+        _check_choice("transparency", transparency, TRANSPARENCY_MODES)
+
+    def _check_injected(self, name: str, grid: torch.Tensor | None, height: int, width: int) -> None:
+        """Injected noise / reference latents must match the working grid of this image and size level."""
+        f = self.vae_scale_factor
+        expected = (1, self.latent_channels, height // f, width // f)
+        if grid is not None and tuple(grid.shape) != expected:
+            raise ValueError(f"{name} must have shape {expected} at this size level, got {tuple(grid.shape)}")
+
     @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
         self,
         image: ImageSource,
@@ -390,12 +492,15 @@ class Step1XEditPipeline(DiffusionPipeline):
         guidance_scale: float | None = None,
         size_level: int | None = None,
         seed: int | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         timesteps_truncate: float = DEFAULT_TIMESTEPS_TRUNCATE,
-        callback_on_step_end: StepCallback | None = None,
+        callback_on_step_end: StepCallback | PipelineCallback | MultiPipelineCallbacks | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         latents: torch.Tensor | None = None,
         ref_latents: torch.Tensor | None = None,
         sample_reference: bool = True,
         resize_back: bool = True,
+        transparency: str = "white",
     ) -> Step1XEditPipelineOutput:
         """Edit `image` following `prompt`. None arguments take the model's config defaults (official: 28
         steps, CFG 6.0, size level 512).
@@ -407,41 +512,60 @@ class Step1XEditPipeline(DiffusionPipeline):
             num_inference_steps: Euler steps.
             guidance_scale: CFG weight; -1 disables CFG (one forward per step, no negative prompt).
             size_level: working area ~ size_level^2 (official 512; 768 and 1024 recommended).
-            seed: seeds the CPU generator for the noise and the VAE posterior sample; None draws one.
+            seed: convenience for `generator=torch.Generator().manual_seed(seed)`; None (and no generator)
+                draws one. The output reports it in `seed`.
+            generator: draws the noise, then the VAE posterior sample (a CPU generator gives the same
+                numbers on every device). Mutually exclusive with `seed`.
             timesteps_truncate: CFG norm-rescale applies while t > this (0.93 current code; 1.0 = v1.0 release).
-            callback_on_step_end: called as callback(step, total) after every step.
+            callback_on_step_end: `fn(pipe, step, timestep, callback_kwargs) -> dict` after every step, as in
+                diffusers (step counts from 0; timestep on the 0-1000 scale); returned "latents" /
+                "prompt_embeds" replace the pipeline's.
+            callback_on_step_end_tensor_inputs: which of `_callback_tensor_inputs` go into callback_kwargs.
             latents: injected initial noise [1, C, H/f, W/f] (replaces the seeded noise; parity checks).
             ref_latents: injected normalised reference latents [1, C, H/f, W/f] (replaces the VAE encode).
             sample_reference: sample the VAE posterior (official) or take its mean (deterministic).
             resize_back: resize the output to the input size (official); False keeps the working size.
+            transparency: "white" composites transparent pixels onto white; "drop" discards alpha as the
+                official code does (transparent pixels show their hidden colour, often black).
+
+        Examples:
         """
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError("the edit instruction is empty; describe the change you want")
+        if isinstance(callback_on_step_end, PipelineCallback | MultiPipelineCallbacks):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         steps = self.config.default_steps if num_inference_steps is None else num_inference_steps
         guidance = self.config.default_guidance_scale if guidance_scale is None else guidance_scale
         size_level = self.config.default_size_level if size_level is None else size_level
-        if size_level < MIN_SIZE_LEVEL:
-            raise ValueError(f"size_level must be at least {MIN_SIZE_LEVEL}, got {size_level}")
-        source = load_image(image)
-        seed = resolve_seed(seed)
-        generator = torch.Generator("cpu").manual_seed(seed)
+        self.check_inputs(
+            prompt,
+            negative_prompt,
+            steps,
+            size_level,
+            seed,
+            generator,
+            callback_on_step_end_tensor_inputs,
+            transparency,
+        )
+        source = load_image(image, transparency=transparency)
+        generator, seed = self._generator(generator, seed)
         device, dtype = self._execution_device, self.transformer.dtype
 
         reference = resize_to_size_level(source, size_level, self.side_multiple)
         width, height = reference.size
+        self._check_injected("latents", latents, height, width)
+        self._check_injected("ref_latents", ref_latents, height, width)
         use_cfg = guidance != CFG_DISABLED
 
-        # 1. encode. Noise first, then the reference posterior sample, both from the seeded generator.
+        # 1. encode. Noise first, then the reference posterior sample, both from the generator.
         noise = self.prepare_noise(height, width, generator) if latents is None else latents
         embeds, mask = self.encode_prompt(reference, [prompt, negative_prompt] if use_cfg else [prompt])
         if ref_latents is None:
             ref_latents = self.image_to_latents(reference, generator, sample=sample_reference)
 
-        # 2. pack into tokens; target ids (0,r,c), reference ids per version.
+        # 2. position ids: target (0,r,c), reference per version.
         rows, cols = height // self.side_multiple, width // self.side_multiple
         img_ids = self.position_ids(rows, cols, device)
 
-        # 3. denoise on the official shifted schedule.
+        # 3. pack into tokens and denoise on the official shifted schedule.
         timesteps = get_schedule(steps, rows * cols, mu=self._schedule_mu(rows * cols))
         tokens = self.denoise(
             self.pack(noise).to(device, dtype),
@@ -453,6 +577,7 @@ class Step1XEditPipeline(DiffusionPipeline):
             guidance,
             timesteps_truncate,
             callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
         )
 
         # 4. decode, then back to the input size (PIL's default bicubic, as official).
@@ -462,6 +587,18 @@ class Step1XEditPipeline(DiffusionPipeline):
             edited = edited.resize(source.size, Image.BICUBIC)
         self.maybe_free_model_hooks()
         return Step1XEditPipelineOutput(images=[edited], seed=seed, latents=final)
+
+    @staticmethod
+    def _generator(
+        generator: torch.Generator | list[torch.Generator] | None, seed: int | None
+    ) -> tuple[torch.Generator, int]:
+        """The generator to draw from and the seed to report (a seed, or the generator's initial seed)."""
+        if isinstance(generator, list):
+            generator = generator[0]
+        if generator is not None:
+            return generator, generator.initial_seed()
+        seed = resolve_seed(seed)
+        return torch.Generator("cpu").manual_seed(seed), seed
 
     def _schedule_mu(self, image_seq_len: int) -> float:
         """Shift from the token count, over the scheduler's configured shift range when there is one."""

@@ -1,7 +1,7 @@
 """The official Step1X-Edit sampler: shifted flow-matching schedule, Euler steps, norm-rescaled CFG.
 
 Pure tensor functions, one concern each, so the pipeline reads like the official `denoise` loop and the tests
-can check each rule on its own.
+can check each rule on its own; `flux_scheduler` is the matching diffusers scheduler config.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
 
 # Token counts and shifts of the FLUX/Step1X schedule (`sampling.get_schedule`); also the scheduler config.
 BASE_SEQ_LEN, MAX_SEQ_LEN = 256, 4096
@@ -46,8 +47,13 @@ def get_schedule(num_steps: int, image_seq_len: int, mu: float | None = None) ->
 
 
 def cfg_norm_divisor(diff: torch.Tensor, exponent: float = CFG_NORM_EXPONENT) -> torch.Tensor:
-    """max(1, ||cond - uncond||^k) per token over the channel axis (`process_diff_norm`)."""
-    norm = torch.norm(diff, dim=2, keepdim=True)
+    """max(1, ||cond - uncond||^k) per token over the channel axis (`process_diff_norm`), in fp32.
+
+    fp32 because the official loop runs under CUDA autocast, whose policy computes `norm` and `pow` in fp32;
+    dividing a bf16 difference by this fp32 divisor then promotes the guided velocity, and with it the
+    latents of every later step, to fp32 (only while the rescale applies: never with truncate 1.0).
+    """
+    norm = torch.norm(diff.float(), dim=2, keepdim=True)
     return torch.where(norm > 1.0, norm.pow(exponent), torch.ones_like(norm))
 
 
@@ -58,7 +64,8 @@ def combine_cfg(
     t_curr: float,
     timesteps_truncate: float,
 ) -> torch.Tensor:
-    """uncond + g (cond - uncond) / D; D is the norm divisor while t_curr > timesteps_truncate, else 1."""
+    """uncond + g (cond - uncond) / D; D is the norm divisor while t_curr > timesteps_truncate, else 1.
+    The rescaled result is fp32 (see `cfg_norm_divisor`); the plain one keeps the input dtype."""
     diff = cond - uncond
     if t_curr > timesteps_truncate:
         return uncond + guidance_scale * diff / cfg_norm_divisor(diff)
@@ -90,3 +97,15 @@ def reference_id_offset(version: str) -> int:
     if version not in offsets:
         raise ValueError(f"unknown Step1X-Edit version {version!r}; expected one of {sorted(offsets)}")
     return offsets[version]
+
+
+def flux_scheduler() -> FlowMatchEulerDiscreteScheduler:
+    """FLUX.1's scheduler config (dynamic exponential shift 0.5..1.15 over 256..4096 tokens)."""
+    return FlowMatchEulerDiscreteScheduler(
+        use_dynamic_shifting=True,
+        base_shift=BASE_SHIFT,
+        max_shift=MAX_SHIFT,
+        base_image_seq_len=BASE_SEQ_LEN,
+        max_image_seq_len=MAX_SEQ_LEN,
+        time_shift_type="exponential",
+    )

@@ -8,7 +8,7 @@ FLUX transformer and a tiny FLUX-style VAE.
 from __future__ import annotations
 
 import torch
-from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+from diffusers import AutoencoderKL, FluxTransformer2DModel
 from PIL import Image
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
@@ -17,7 +17,7 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 from model.connector import Step1XEditConnector
 from model.encoder import Qwen25VLImageProcessor, prefix_token_count
 from model.pipeline import Step1XEditPipeline
-from model.sampling import BASE_SEQ_LEN, BASE_SHIFT, MAX_SEQ_LEN, MAX_SHIFT
+from model.sampling import flux_scheduler
 
 # Qwen2-VL's chat template (chat_template.json of Qwen2.5-VL-7B-Instruct), including add_vision_id.
 QWEN2_VL_CHAT_TEMPLATE = (
@@ -172,18 +172,6 @@ def tiny_vae() -> AutoencoderKL:
         use_post_quant_conv=False,
         scaling_factor=0.3611,
         shift_factor=0.1159,
-    )
-
-
-def flux_scheduler() -> FlowMatchEulerDiscreteScheduler:
-    """FLUX.1's scheduler config (dynamic exponential shift 0.5..1.15 over 256..4096 tokens)."""
-    return FlowMatchEulerDiscreteScheduler(
-        use_dynamic_shifting=True,
-        base_shift=BASE_SHIFT,
-        max_shift=MAX_SHIFT,
-        base_image_seq_len=BASE_SEQ_LEN,
-        max_image_seq_len=MAX_SEQ_LEN,
-        time_shift_type="exponential",
     )
 
 

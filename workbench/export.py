@@ -20,19 +20,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
 from db.models import CurationCandidate, Decision, Impression, Item, Output, Rater, System, Vote
+from workbench.curation import StudyRef
+from workbench.reading import StudyReader
 from workbench.results import decisions_frame, votes_frame
-from workbench.service import StudyRef, Workbench
 
 FORMATS = ("csv", "parquet", "jsonl")
 
 
-def _frame(wb: Workbench, query) -> pd.DataFrame:  # a SELECT
+def _frame(wb: StudyReader, query) -> pd.DataFrame:  # a SELECT
     with wb.db.read.begin() as s:
         result = s.execute(query)
         return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
 
 
-def _history_tables(wb: Workbench, study_id: int) -> dict[str, pd.DataFrame]:
+def _history_tables(wb: StudyReader, study_id: int) -> dict[str, pd.DataFrame]:
     left_out, right_out, left_sys, right_sys = (
         aliased(Output),
         aliased(Output),
@@ -76,7 +77,7 @@ def _history_tables(wb: Workbench, study_id: int) -> dict[str, pd.DataFrame]:
     }
 
 
-def _curation_tables(wb: Workbench, study_id: int) -> dict[str, pd.DataFrame]:
+def _curation_tables(wb: StudyReader, study_id: int) -> dict[str, pd.DataFrame]:
     history = (
         select(
             Decision.id.label("decision_id"), Decision.candidate_id, Rater.handle.label("rater"), Decision.decision,
@@ -100,7 +101,7 @@ def _curation_tables(wb: Workbench, study_id: int) -> dict[str, pd.DataFrame]:
     }
 
 
-def study_tables(wb: Workbench, study: StudyRef) -> dict[str, pd.DataFrame]:
+def study_tables(wb: StudyReader, study: StudyRef) -> dict[str, pd.DataFrame]:
     """Every exported table of the study, by name."""
     info = wb.study_info(study)
     if info["kind"] == "curation":
@@ -139,7 +140,7 @@ def write_table(frame: pd.DataFrame, path_without_suffix: Path, fmt: str) -> Pat
 
 
 def export_study(
-    wb: Workbench, study: StudyRef, out_dir: str | os.PathLike, formats: Sequence[str] = FORMATS
+    wb: StudyReader, study: StudyRef, out_dir: str | os.PathLike, formats: Sequence[str] = FORMATS
 ) -> list[Path]:
     """Write every table of the study in each format under ``out_dir``; returns the files."""
     out = Path(out_dir)
@@ -151,7 +152,7 @@ def export_study(
     ]
 
 
-def accepted_candidates(wb: Workbench, study: StudyRef, rule: str = "majority") -> pd.DataFrame:
+def accepted_candidates(wb: StudyReader, study: StudyRef, rule: str = "majority") -> pd.DataFrame:
     """Candidates accepted by their reviewers: ``majority`` (more accepts than other decisions) or
     ``unanimous`` (every current decision is accept)."""
     if rule not in ("majority", "unanimous"):
@@ -172,7 +173,7 @@ def accepted_candidates(wb: Workbench, study: StudyRef, rule: str = "majority") 
 
 
 def export_accepted(
-    wb: Workbench, study: StudyRef, out_dir: str | os.PathLike, rule: str = "majority"
+    wb: StudyReader, study: StudyRef, out_dir: str | os.PathLike, rule: str = "majority"
 ) -> Path:
     """Write the accepted triplets as the official fine-tuning metadata: ``out_dir/metadata.json`` =
     ``{target_path: {"ref_image_path", "caption", "category", "language"}}`` with the images copied to

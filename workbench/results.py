@@ -9,7 +9,7 @@ the position-bias report can separate side from system.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,9 +30,8 @@ from db.models import (
     System,
     Vote,
 )
-
-if TYPE_CHECKING:
-    from workbench.service import StudyRef, Workbench
+from workbench.curation import StudyRef
+from workbench.reading import StudyReader
 
 CHOICE_TO_SCREEN_WINNER = {"A": "left", "B": "right", "tie": "tie", "both_bad": "tie (bothbad)"}
 
@@ -42,7 +41,7 @@ def _current(model, parent_column):  # ORM class / column
     return select(func.max(model.id).label("id")).group_by(parent_column).subquery()
 
 
-def votes_frame(wb: Workbench, study_id: int) -> pd.DataFrame:
+def votes_frame(wb: StudyReader, study_id: int) -> pd.DataFrame:
     """Current votes of the study (gold items included, flagged by ``gold_winner``) plus imported battles."""
     left_out, right_out = aliased(Output), aliased(Output)
     left_sys, right_sys = aliased(System), aliased(System)
@@ -153,7 +152,7 @@ def _live_votes(live: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def decisions_frame(wb: Workbench, study_id: int) -> pd.DataFrame:
+def decisions_frame(wb: StudyReader, study_id: int) -> pd.DataFrame:
     """Current curation decisions of the study (one row per reviewer and candidate)."""
     head = _current(Decision, Decision.assignment_id)
     query = (
@@ -185,7 +184,7 @@ def decisions_frame(wb: Workbench, study_id: int) -> pd.DataFrame:
 
 
 def study_stats(
-    wb: Workbench, study: StudyRef, bootstrap_rounds: int = 1000, seed: int = 0
+    wb: StudyReader, study: StudyRef, bootstrap_rounds: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
     """Everything ``Workbench.stats`` returns (see ``workbench.stats.report.stats_report``).
 
@@ -216,7 +215,7 @@ def _without_gold(votes: pd.DataFrame) -> pd.DataFrame:
     return votes[votes["gold_winner"].isna()] if "gold_winner" in votes else votes
 
 
-def quick_leaderboard(wb: Workbench, study_id: int, rounds: int = 100) -> list[dict[str, Any]]:
+def quick_leaderboard(wb: StudyReader, study_id: int, rounds: int = 100) -> list[dict[str, Any]]:
     """Ratings with vote-resampled CIs only (no agreement, no per-category boards): what pair scheduling needs."""
     from workbench.stats import leaderboard
 

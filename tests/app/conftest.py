@@ -31,8 +31,8 @@ class RecolorEditor:
         out = arr
         for step in range(1, num_inference_steps + 1):
             out = arr + (255 - 2 * arr) * (step / num_inference_steps) * min(1.0, guidance_scale / 6.0)
-            if callback_on_step_end is not None:
-                callback_on_step_end(step, num_inference_steps)
+            if callback_on_step_end is not None:  # diffusers' contract: (pipe, step index, timestep, tensors)
+                callback_on_step_end(self, step - 1, 1000 * (1 - step / num_inference_steps), {})
         return SimpleNamespace(images=[Image.fromarray(out.clip(0, 255).astype(np.uint8))], seed=seed)
 
 

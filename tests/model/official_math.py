@@ -39,9 +39,14 @@ def schedule(steps: int, seq_len: int) -> list[float]:
     return (math.exp(mu) / (math.exp(mu) + (1 / t - 1))).tolist()
 
 
-def cfg(cond: torch.Tensor, uncond: torch.Tensor, scale: float, t: float, truncate: float) -> torch.Tensor:
+def cfg(
+    cond: torch.Tensor, uncond: torch.Tensor, scale: float, t: float, truncate: float, fp32_norm: bool = True
+) -> torch.Tensor:
+    """`fp32_norm`: CUDA autocast's policy runs `torch.norm` and `pow` in fp32, so the divisor is fp32 and the
+    division promotes a bf16 difference (False: the divisor stays in the input dtype, a negative control)."""
     if t > truncate:
-        norm = torch.linalg.vector_norm(cond - uncond, dim=-1, keepdim=True)
+        diff = cond - uncond
+        norm = torch.linalg.vector_norm(diff.float() if fp32_norm else diff, dim=-1, keepdim=True)
         divisor = torch.where(norm > 1, norm**0.4, torch.ones_like(norm))
         return uncond + scale * (cond - uncond) / divisor
     return uncond + scale * (cond - uncond)
@@ -59,8 +64,35 @@ def official_denoise(
     guidance: float,
     truncate: float,
     version: str,
+    autocast: torch.dtype | None = None,
+    fp32_norm: bool = True,
 ) -> torch.Tensor:
-    """Final latent grid [1, C, h, w] of the official loop, from noise and reference latents."""
+    """Final latent grid [1, C, h, w] of the official loop, from noise and reference latents.
+
+    `autocast=torch.bfloat16` runs it as `generate` does in bf16: noise and reference in bf16, the loop under
+    autocast, `t_vec` in the latents' current dtype (`torch.full(..., dtype=img.dtype)`).
+    """
+    if autocast is not None:
+        noise, ref_latents = noise.to(autocast), ref_latents.to(autocast)
+    with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+        return _loop(
+            connector,
+            transformer,
+            noise,
+            ref_latents,
+            embeds,
+            mask,
+            steps,
+            guidance,
+            truncate,
+            version,
+            fp32_norm,
+        )
+
+
+def _loop(
+    connector, transformer, noise, ref_latents, embeds, mask, steps, guidance, truncate, version, fp32_norm
+):
     rows, cols = noise.shape[2] // 2, noise.shape[3] // 2
     n = rows * cols
     ref = pack(ref_latents)
@@ -70,7 +102,7 @@ def official_denoise(
     for t_curr, t_prev in itertools.pairwise(schedule(steps, n)):
         if guidance != -1:
             img = torch.cat([img, img])
-        t_vec = torch.full((img.shape[0],), t_curr)
+        t_vec = torch.full((img.shape[0],), t_curr, dtype=img.dtype)
         txt, y = connector(embeds[: img.shape[0]], t_vec, mask[: img.shape[0]])
         pred = transformer(
             hidden_states=img,
@@ -81,6 +113,6 @@ def official_denoise(
             txt_ids=txt_ids,
         ).sample[:, :n]
         if guidance != -1:
-            pred = cfg(pred[:1], pred[1:], guidance, t_curr, truncate)
+            pred = cfg(pred[:1], pred[1:], guidance, t_curr, truncate, fp32_norm)
         img = torch.cat([img[:1, :n] + (t_prev - t_curr) * pred, ref], dim=1)
     return unpack(img[:, :n], rows, cols)

@@ -95,6 +95,23 @@ def test_rgba_composited_on_white() -> None:
     assert out.getpixel((0, 0)) == (0, 0, 255)
 
 
+def test_transparency_dropped_as_official_shows_the_hidden_colour() -> None:
+    """transparency="drop" is the official convert("RGB"): alpha is discarded, not composited."""
+    image = Image.new("RGBA", (32, 32), (255, 0, 0, 0))  # fully transparent red
+    image.putpixel((0, 0), (0, 0, 255, 255))
+    out = load_image(_png_bytes(image), transparency="drop")
+    assert out.getpixel((5, 5)) == (255, 0, 0) and out.getpixel((0, 0)) == (0, 0, 255)
+    grey = Image.new("LA", (32, 32), (10, 0))  # transparent near-black greyscale
+    assert load_image(_png_bytes(grey), transparency="drop").getpixel((1, 1)) == (10, 10, 10)
+    assert load_image(_png_bytes(grey)).getpixel((1, 1)) == (255, 255, 255)
+    palette = Image.new("P", (32, 32), 0)
+    palette.putpalette([255, 0, 0] + [0] * 765)
+    palette.info["transparency"] = 0
+    assert load_image(_png_bytes(palette), transparency="drop").getpixel((0, 0)) == (255, 0, 0)
+    with pytest.raises(ValueError, match="transparency must be one of"):
+        load_image(_png_bytes(image), transparency="black")
+
+
 def test_cmyk_jpeg() -> None:
     buffer = io.BytesIO()
     Image.new("CMYK", (32, 32), (0, 255, 255, 0)).save(buffer, format="JPEG", quality=95)  # red ink

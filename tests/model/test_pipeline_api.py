@@ -57,7 +57,7 @@ def test_callback_and_cfg_batching(tiny_pipe, photo) -> None:
             "make it red",
             num_inference_steps=3,
             size_level=64,
-            callback_on_step_end=lambda s, t: calls.append((s, t)),
+            callback_on_step_end=lambda pipe, s, t, kw: calls.append((s + 1, pipe.num_timesteps)) or kw,
         )
         assert calls == [(1, 3), (2, 3), (3, 3)]
         assert batches == [2, 2, 2]  # [cond, uncond] in one forward
@@ -166,7 +166,8 @@ def test_bf16_components_with_fp32_vae(photo) -> None:
     for module in (pipe.text_encoder, pipe.connector, pipe.transformer):
         module.to(torch.bfloat16)
     out = pipe(photo, "make it red", seed=1, **FAST)
-    assert out.latents.dtype == torch.bfloat16 and pipe.vae.dtype == torch.float32
+    # The first step's norm-rescaled CFG promotes the latents to fp32, as the official loop does.
+    assert out.latents.dtype == torch.float32 and pipe.vae.dtype == torch.float32
     assert torch.isfinite(out.latents.float()).all() and out.images[0].size == photo.size
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from model.images import resize_to_size_level
+from model.tiny import tiny_pipeline
 
 _spec = importlib.util.spec_from_file_location("official_math", Path(__file__).with_name("official_math.py"))
 official = importlib.util.module_from_spec(_spec)
@@ -96,3 +97,40 @@ def test_negative_controls(tiny_pipe, tiny_pipe_v10, photo) -> None:
 def test_scheduler_shift_config_is_used(tiny_pipe) -> None:
     assert tiny_pipe._schedule_mu(1024) == pytest.approx(0.63)
     assert tiny_pipe._schedule_mu(4096) == pytest.approx(1.15)
+
+
+@pytest.mark.parametrize(
+    ("version", "truncate", "promoted"),
+    [("v1.1", 0.93, True), ("v1.0", 1.0, False), ("v1.0", 0.93, True)],
+)
+def test_bf16_dtype_follows_the_official_loop(photo, version: str, truncate: float, promoted: bool) -> None:
+    """In bf16 the official loop runs under autocast: the first norm-rescaled CFG step is fp32 (autocast computes
+    norm and pow in fp32) and promotes the latents, so later steps use fp32 latents and unrounded timesteps.
+    The v1.0 release (truncate 1.0) never rescales and stays bf16 throughout."""
+    pipe = tiny_pipeline(seed=0, version=version)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.connector.to(torch.bfloat16)
+    pipe.transformer.to(torch.bfloat16)
+    reference, noise, ref_latents = _inputs(pipe, photo)
+    with torch.no_grad():
+        embeds, mask = pipe.encode_prompt(reference, ["make the car red", ""])
+    args = (pipe.connector, pipe.transformer, noise, ref_latents, embeds.to(torch.bfloat16), mask, STEPS, 6.0)
+    expected = official.official_denoise(*args, truncate, version, autocast=torch.bfloat16)
+    bf16_only = official.official_denoise(*args, truncate, version, autocast=torch.bfloat16, fp32_norm=False)
+
+    timestep_dtypes: list[torch.dtype] = []
+    hook = pipe.connector.register_forward_hook(
+        lambda m, inputs, out: timestep_dtypes.append(inputs[1].dtype)
+    )
+    try:
+        out = pipe(photo, "make the car red", num_inference_steps=STEPS, guidance_scale=6.0, size_level=SIZE_LEVEL,
+                   timesteps_truncate=truncate, latents=noise, ref_latents=ref_latents)  # fmt: skip
+    finally:
+        hook.remove()
+    final_dtype = torch.float32 if promoted else torch.bfloat16
+    assert out.latents.dtype == expected.dtype == final_dtype
+    assert timestep_dtypes == [torch.bfloat16] + [final_dtype] * (STEPS - 1)
+    assert (out.latents.float() - expected.float()).abs().max().item() <= 1e-5
+    # Negative control: keeping the rescale in bf16 (the latents stay bf16) is a different edit.
+    gap = (bf16_only.float() - expected.float()).abs().max().item()
+    assert gap > 1e-3 if promoted else gap == 0

@@ -120,9 +120,11 @@ def run_edit(
     source, notice = fit_to_model(read_upload(image_path), settings)
     used_seed = random.randint(0, MAX_SEED) if random_seed or seed is None else int(seed) % (MAX_SEED + 1)
 
-    def on_step(step: int, total: int) -> None:
+    def on_step(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        """diffusers' step-end callback: report the step, leave the tensors as they are."""
         if progress is not None:
-            progress((step, total), desc="denoising", unit="steps")
+            progress((step + 1, int(steps)), desc="denoising", unit="steps")
+        return tensors
 
     try:
         out = ctx.editor(

@@ -18,11 +18,10 @@ from model.checkpoints import (
     OFFICIAL_VAE,
     CheckpointFormatError,
     detect_format,
-    inspect_checkpoint,
     read_safetensors_header,
-    run_inspect,
 )
 from model.connector import Step1XEditConnector
+from model.inspection import inspect_checkpoint, run_inspect
 from model.key_mapping import (
     FLUX_VAE_CONFIG,
     convert_dit_state_dict,

@@ -382,7 +382,7 @@ def test_peft_adapter_path_matches_the_merge_and_refuses_what_does_not_fit(tmp_p
 def test_inspect_a_saved_diffusers_folder_against_its_own_configs(tmp_path, capsys):
     from argparse import Namespace
 
-    from model.checkpoints import run_inspect
+    from model.inspection import run_inspect
 
     tiny_pipeline(seed=11).save_pretrained(tmp_path / "saved")
     assert run_inspect(Namespace(checkpoint=str(tmp_path / "saved"), json=False)) == 0
@@ -410,7 +410,7 @@ def test_official_folder_converts_to_the_diffusers_layout_by_save_pretrained(
 
 
 def test_community_fp8_checkpoint_is_inspected_and_upcast_on_load(official_keys, qwen_folder, tmp_path):
-    from model.checkpoints import inspect_checkpoint
+    from model.inspection import inspect_checkpoint
 
     full = official_keys["dit"]() | official_keys["connector"](v10=True)
     sparse = official_keys["sparse_file"](tmp_path / "fp8.safetensors", full, dtype="F8_E4M3")
