@@ -150,17 +150,21 @@ def random_tensors(
     return {k: torch.randn(s, generator=generator).to(dtype) for k, s in shapes.items()}
 
 
-def write_header_only_safetensors(path: Path, shapes: Shapes, dtype: str = "BF16") -> Path:
-    """A safetensors file whose header declares ``shapes``; the data region is a sparse hole (no disk used)."""
+def write_header_only_safetensors(
+    path: Path, shapes: Shapes, dtype: str = "BF16", dtypes: dict[str, str] | None = None
+) -> Path:
+    """A safetensors file whose header declares ``shapes`` (in ``dtype``, or per tensor in ``dtypes``); the data
+    region is a sparse hole (no disk used)."""
     import json
 
-    width = {"BF16": 2, "F32": 4, "F8_E4M3": 1}[dtype]
+    widths = {"BF16": 2, "F32": 4, "F8_E4M3": 1}
     header, offset = {}, 0
     for name, shape in shapes.items():
-        size = width
+        stored = (dtypes or {}).get(name, dtype)
+        size = widths[stored]
         for s in shape:
             size *= s
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + size]}
+        header[name] = {"dtype": stored, "shape": list(shape), "data_offsets": [offset, offset + size]}
         offset += size
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
