@@ -22,6 +22,12 @@ REPAIRED = [
     ('{"score": [6, 7], "reasoning": "fine",}', [6, 7], "trailing comma"),
     ("{'score': [5, 9], 'reasoning': 'python dict'}", [5, 9], "single quotes"),
     ("[7, 8]", [7, 8], "bare list"),
+    (
+        '{\n"score" : [8, 6],\n"reasoning" : "The hat is added.\nThe face is unchanged."\n}',
+        [8, 6],
+        "newline inside a string",
+    ),
+    ('{"score"：[7，5]，"reasoning"："第一行\n第二行"}', [7, 5], "newline inside a string"),
 ]
 
 FAILED = [

@@ -49,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     judge.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     judge.add_argument("--max-attempts", type=int, default=2, help="bounded re-asks when a reply won't parse")
     judge.add_argument("--max-new-tokens", type=int, default=512)
+    judge.add_argument(
+        "--official-prompts",
+        default=None,
+        metavar="PATH",
+        help="use the official VIEScore prompt templates verbatim, read from your own checkout of the "
+        "GEdit-Bench/VIEScore code (vie_prompts.py or a folder holding it); default: this project's wording",
+    )
     judge.set_defaults(handler=_cmd_judge)
 
     stats = sub.add_parser("stats", help="official GEdit aggregation (+coverage, bootstrap CIs)")
@@ -172,7 +179,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_judge(args: argparse.Namespace) -> int:
     from workbench.gedit.judge import JudgeCache, QwenVLJudge, judge_run
+    from workbench.gedit.prompts import STUDIO_PROMPTS, official_prompts
 
+    prompts = official_prompts(args.official_prompts) if args.official_prompts else STUDIO_PROMPTS
     samples = _load_filtered(args)
     judge = QwenVLJudge.load(
         args.judge,
@@ -193,6 +202,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         judge_name=args.judge_name,
         max_attempts=args.max_attempts,
         bench_source=_bench_label(args.bench),
+        prompts=prompts,
     )
     print(json.dumps(summary, indent=2))
     return 0

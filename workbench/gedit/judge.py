@@ -27,7 +27,7 @@ from model.images import ImageInputError, load_image
 from workbench.gedit import safe_name
 from workbench.gedit.dataset import BenchSample
 from workbench.gedit.parse import parse_reply
-from workbench.gedit.prompts import PROMPT_VERSION, STRICT_SUFFIX, pq_prompt, prompt_sha, sc_prompt
+from workbench.gedit.prompts import STRICT_SUFFIX, STUDIO_PROMPTS, PromptSet
 
 JUDGE_AREA = 512 * 512  # both images are shown at about 512x512 area, as the newer official driver does
 SCORES_FILE = "samples.jsonl"
@@ -279,11 +279,12 @@ def judge_sample(
     edited: Image.Image,
     instruction: str,
     max_attempts: int = 2,
+    prompts: PromptSet = STUDIO_PROMPTS,
 ) -> dict:
     """SC, PQ, O and everything behind them for one (source, edited, instruction) triple."""
     src, out = resize_for_judge(source), resize_for_judge(edited)
-    sc = ask_scored(judge, cache, [src, out], sc_prompt(instruction), max_attempts)
-    pq = ask_scored(judge, cache, [out], pq_prompt(), max_attempts)
+    sc = ask_scored(judge, cache, [src, out], prompts.sc(instruction), max_attempts)
+    pq = ask_scored(judge, cache, [out], prompts.pq(), max_attempts)
     ok = sc.scores is not None and pq.scores is not None
     return {
         "SC": None if sc.scores is None else sc.value,
@@ -318,6 +319,7 @@ def judge_run(
     max_attempts: int = 2,
     progress: bool = True,
     bench_source: str = "",
+    prompts: PromptSet = STUDIO_PROMPTS,
 ) -> dict:
     """Judge every sample's output; write ``{scores}/{model}/{judge}/samples.jsonl`` + a manifest.
 
@@ -337,7 +339,7 @@ def judge_run(
             "instruction": sample.instruction,
             "intersection": sample.intersection,
             "judge": judge.judge_id,
-            "prompt_version": PROMPT_VERSION,
+            "prompt_version": prompts.version,
         }
         path = find_output(results_dir, model_name, sample)
         record["edited_image"] = None if path is None else str(path)
@@ -349,7 +351,9 @@ def judge_run(
             record.update({"status": "missing_output", "SC": None, "PQ": None, "O": None})
         else:
             source = sample.source_image()
-            record.update(judge_sample(judge, cache, source, edited, sample.instruction, max_attempts))
+            record.update(
+                judge_sample(judge, cache, source, edited, sample.instruction, max_attempts, prompts)
+            )
         counts[record["status"]] += 1
         records[sample.uid] = record
     _write_records(out_dir / SCORES_FILE, records)
@@ -358,8 +362,8 @@ def judge_run(
         "bench": bench_source,
         "judge": judge.judge_id,
         "judge_label": label,
-        "prompt_version": PROMPT_VERSION,
-        "prompt_sha256": prompt_sha(),
+        "prompt_version": prompts.version,
+        "prompt_sha256": prompts.sha256,
         "generation": judge.generation,
         "judge_area": JUDGE_AREA,
         "resize": "both images to ~512x512 area, aspect kept, int truncation, bicubic",

@@ -1,7 +1,8 @@
 """Strict parsing of VIEScore judge replies into two 0-10 sub-scores.
 
 Accepted: a JSON object with ``"score": [a, b]`` (two numbers in 0..10), optionally fenced, delimited by the
-official ``||V^=^V||`` markers, surrounded by prose, or written with full-width (Chinese) punctuation. What the
+official ``||V^=^V||`` markers, surrounded by prose, written with full-width (Chinese) punctuation, or with raw
+line breaks inside the reasoning string. What the
 parser had to fix is recorded in the status (``ok`` or ``repaired``). Anything else is ``failed`` with a reason;
 there is never a guessed, clamped or random score (the official code falls back to ``random.randint(0, 10)``).
 """
@@ -130,18 +131,33 @@ def _loads_with_repairs(candidate: str, fixes: list[str]) -> object | None:
         ("single quotes", lambda s: s.replace("'", '"')),
     )
     repaired, applied = candidate, []
+    obj = _loads_lenient(repaired, applied)
     for name, step in steps:
+        if obj is not None:
+            break
         changed = step(repaired)
         if changed != repaired:
             repaired = changed
             applied.append(name)
-        try:
-            obj = json.loads(repaired)
-        except json.JSONDecodeError:
-            continue
+        obj = _loads_lenient(repaired, applied)
+    if obj is not None:
         fixes.extend(applied)
-        return obj
-    return None
+    return obj
+
+
+def _loads_lenient(text: str, applied: list[str]) -> object | None:
+    """JSON, also with raw newlines / tabs inside a string (judges break long reasoning over lines; the
+    official parser strips newlines and scores such replies)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        obj = json.loads(text, strict=False)
+    except json.JSONDecodeError:
+        return None
+    applied.append("newline inside a string")
+    return obj
 
 
 def _validate_scores(raw: object, n_scores: int) -> tuple[list[float] | None, str]:

@@ -5,12 +5,21 @@ Same structure and scales as the VIEScore "tie" task used by GEdit-Bench: a shar
   [editing success, over-editing] (10 = minimal yet effective change); SC = min.
 - PQ (perceptual quality): the edited image alone, no instruction; two 0-10 scores, [naturalness, artifacts]
   (10 = no artifacts); PQ = min.
-Change any text here -> bump PROMPT_VERSION (it keys the judge cache and is stored with every score).
+Change any text here -> bump PROMPT_VERSION (it is stored with every score; the judge cache is keyed by the
+prompt text itself).
+
+`official_prompts(PATH)` reads the official VIEScore templates, verbatim, from the user's own checkout of the
+GEdit-Bench / VIEScore code (this project ships no copy of them), for runs that must reproduce published numbers.
+Every score records which prompt set produced it (`PromptSet.version`, `PromptSet.sha256`).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 PROMPT_VERSION = "studio-viescore-tie-v1"
 
@@ -65,3 +74,76 @@ def pq_prompt() -> str:
 def prompt_sha() -> str:
     """SHA-256 of every prompt part, stored in manifests so a silent edit is detectable."""
     return hashlib.sha256("\x00".join((CONTEXT, SC_RULE, PQ_RULE, STRICT_SUFFIX)).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """The two VIEScore questions of one prompt wording, with the name and hash recorded beside each score."""
+
+    version: str
+    sc: Callable[[str], str]  # instruction -> semantic-consistency prompt
+    pq: Callable[[], str]  # perceptual-quality prompt
+    sha256: str
+
+
+STUDIO_PROMPTS = PromptSet(PROMPT_VERSION, sc_prompt, pq_prompt, prompt_sha())
+
+# The official "tie" task: SC = context + two-image edit rule + tie SC rule; PQ = context + PQ rule, each part
+# joined by a newline, "<instruction>" replaced by the instruction (viescore/__init__.py).
+OFFICIAL_TEMPLATE_FILE = "vie_prompts.py"
+OFFICIAL_SC_PARTS = (
+    "_context_no_delimit",
+    "_prompts_0shot_two_image_edit_rule",
+    "_prompts_0shot_tie_rule_SC",
+)
+OFFICIAL_PQ_PARTS = ("_context_no_delimit", "_prompts_0shot_rule_PQ")
+
+
+class OfficialPromptsError(ValueError):
+    """The given path holds no usable official VIEScore prompt templates."""
+
+
+def official_prompts(path: str | Path) -> PromptSet:
+    """The official VIEScore "tie" prompts from ``path``: ``vie_prompts.py`` itself, or a folder holding it
+    (the GEdit-Bench or VIEScore checkout). The file is parsed, never executed; only string constants are read."""
+    source = _find_template_file(Path(path))
+    try:
+        tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    except (OSError, UnicodeDecodeError, SyntaxError) as exc:
+        raise OfficialPromptsError(f"{source}: cannot read the prompt templates ({exc})") from exc
+    strings = {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    missing = [name for name in (*OFFICIAL_SC_PARTS, *OFFICIAL_PQ_PARTS) if name not in strings]
+    if missing:
+        raise OfficialPromptsError(f"{source}: no string constant(s) {', '.join(sorted(set(missing)))}")
+    sc_template = "\n".join(strings[name] for name in OFFICIAL_SC_PARTS)
+    pq_text = "\n".join(strings[name] for name in OFFICIAL_PQ_PARTS)
+    if "<instruction>" not in sc_template:
+        raise OfficialPromptsError(f"{source}: the SC template has no <instruction> placeholder")
+    sha = hashlib.sha256("\x00".join((sc_template, pq_text, STRICT_SUFFIX)).encode()).hexdigest()
+    return PromptSet(
+        version=f"official-viescore-tie-{sha[:12]}",
+        sc=lambda instruction: sc_template.replace("<instruction>", instruction),
+        pq=lambda: pq_text,
+        sha256=sha,
+    )
+
+
+def _find_template_file(path: Path) -> Path:
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise OfficialPromptsError(f"{path}: no such file or folder")
+    found = sorted(path.rglob(OFFICIAL_TEMPLATE_FILE), key=lambda p: (len(p.parts), str(p)))
+    if not found:
+        raise OfficialPromptsError(
+            f"{path}: no {OFFICIAL_TEMPLATE_FILE} below it (point at the VIEScore code)"
+        )
+    return found[0]
