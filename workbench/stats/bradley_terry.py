@@ -4,9 +4,9 @@ Model: P(i beats j) = 1 / (1 + 10 ** (-(R_i - R_j) / 400)), i.e. logistic in r =
 ln 10 (FastChat's ``compute_mle_elo`` / ``fit_bt``). Ties and both-bad count half a win each way.
 
 Objective, per fit: sum over votes of the binary cross-entropy of the outcome score, plus ``ridge / 2 * |r|^2``.
-The default ``ridge=0.5`` is exactly the L2 penalty of scikit-learn's ``LogisticRegression()`` (C=1) applied to
-FastChat's duplicated design matrix (each vote appears twice there, so C=1 on 2n rows equals 0.5 per n
-votes). It keeps every rating finite -- a system with only losses gets a low but finite rating -- and it is
+The default ``ridge=0.5`` is exactly the L2 penalty of GenAI-Arena's ``LogisticRegression()`` fit (scikit-learn's
+default C=1) on the duplicated design matrix (each vote appears twice there, so C=1 on 2n rows equals 0.5 per n
+votes); FastChat's own BT fits have no penalty. It keeps every rating finite -- a system with only losses gets a low but finite rating -- and it is
 negligible once a system has more than a few dozen votes. The ridge also centres the ratings (mean r = 0),
 which fixes the otherwise free offset of BT.
 """

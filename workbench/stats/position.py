@@ -14,7 +14,8 @@ POSITION_COLUMNS = ["votes", "decisive", "left_wins", "left_rate", "ci_low", "ci
 def screen_choices(votes: pd.DataFrame) -> np.ndarray:
     """Each vote as the rater saw it: "left", "right", "tie" or "both_bad".
 
-    Uses the ``left`` column (which of model_a/model_b was on the left); without it, model_a is taken as left.
+    Uses the ``left`` column (which of model_a/model_b was on the left); where it is missing (no column, or an
+    empty entry) model_a is taken as left, FastChat's convention for arena logs.
     """
     w = votes["winner"].to_numpy()
     left = (
