@@ -123,3 +123,86 @@ def test_the_full_size_builder_runs_an_edit_at_reduced_sizes():
         pipe, image, steps=2, size=32, seed=0, device=torch.device("cpu")
     )
     assert output.size == image.size and seconds > 0 and memory == (None, None)
+
+
+def _load_bundle():
+    path = BENCH.with_name("gpu_bundle.py")
+    spec = importlib.util.spec_from_file_location("gpu_bundle", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _probe_wheel(folder: Path, name: str, version: str) -> Path:
+    """A minimal pure-Python wheel (a package with an empty __init__), built locally: nothing is downloaded."""
+    import zipfile
+
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": "",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.writestr(f"{info}/RECORD", "".join(f"{p},,\n" for p in [*files, f"{info}/RECORD"]))
+    return wheel
+
+
+def test_bundle_pins_come_from_pyproject_and_target_the_gpu_python():
+    import tomllib
+
+    bundle = _load_bundle()
+    requirements = bundle.pinned_requirements()
+    project = tomllib.loads((BENCH.parents[1] / "pyproject.toml").read_text())["project"]
+    pins = [*project["dependencies"], *project["optional-dependencies"]["gpu"]]
+    for name in ("diffusers", "transformers", "torchao"):
+        assert next(r for r in requirements if r.startswith(f"{name}==")) in pins
+    command = bundle.download_command(requirements, Path("w"))
+    assert command[command.index("--python-version") + 1] == "3.12" and "--no-deps" in command
+    assert "manylinux_2_28_x86_64" in command and command[-len(requirements) :] == requirements
+
+
+def test_bundle_run_installs_the_carried_wheels_first_on_the_path_and_prints_the_table(tmp_path, capfd):
+    """The whole recipe on the CPU: install the carried wheels into a private folder, run the benchmark with
+    that folder first on PYTHONPATH. The probe wheel stands in for torchao (absent here): the benchmark's
+    environment line shows the carried version, so the carried folder really is what the benchmark imports."""
+    bundle = _load_bundle()
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    _probe_wheel(wheels, "torchao", "0.0.1")
+    site = tmp_path / "site"
+    argv = ["run", "--tiny", "--wheels", str(wheels), "--site", str(site), "--"]
+    argv += ["--sizes", "48", "--steps", "1", "--warmup-steps", "0", "--configs", "base", "offload"]
+    assert bundle.main(argv) == 0
+    printed = capfd.readouterr().out
+    assert "carried: torchao 0.0.1" in printed and (site / "torchao" / "__init__.py").is_file()
+    assert "torchao 0.0.1" in printed.split("carried:")[1].split("\n")[1]  # the benchmark's environment line
+    rows = [line.split() for line in printed.splitlines() if line.startswith(("base ", "offload "))]
+    assert [row[:2] for row in rows] == [["base", "48"], ["offload", "48"]]
+    assert rows[1][-2:] == ["inf", "dB"]  # offloading Qwen changes nothing
+
+
+def test_bundle_run_without_wheels_says_how_to_get_them(tmp_path):
+    bundle = _load_bundle()
+    try:
+        bundle.main(["run", "--wheels", str(tmp_path)])
+    except SystemExit as exc:
+        assert "gpu_bundle.py fetch" in str(exc)
+    else:
+        raise AssertionError("ran without wheels")
+
+
+def test_each_row_stands_beside_the_matching_official_h800_row():
+    bench = load_bench()
+    rows = {
+        "compile": ("22.0 s  49.8 GB (base)", 1024),
+        "offload": ("49.6 s  25.9 GB (offload)", 512),
+        "fp8": ("13.5 s  31.5 GB (fp8)", 768),
+        "offload,fp8": ("51.0 s  18.0 GB (fp8,offload)", 1024),
+    }
+    for config, (official, size) in rows.items():
+        line = bench.format_row(bench.Row(config, size, 1.0, 2.0, 3.0, 40.0), tiny=False)
+        assert official in line, line
