@@ -8,9 +8,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("model", "workbench", "db")
-# The small model's training code still has one cycle (model.nano.tokenizer <-> model.nano.build); it stays
-# listed here until that is untangled.
-SKIPPED = ("model.nano",)
 
 
 def module_name(path: Path) -> str:
@@ -19,8 +16,7 @@ def module_name(path: Path) -> str:
 
 
 def project_modules() -> dict[str, Path]:
-    modules = {module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
-    return {name: path for name, path in modules.items() if not name.startswith(SKIPPED)}
+    return {module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
 
 
 def resolve(name: str, modules: dict[str, Path]) -> str | None:

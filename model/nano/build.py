@@ -20,12 +20,11 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 
 from model.connector import Step1XEditConnector
 from model.encoder import Qwen25VLImageProcessor, prefix_token_count
-from model.nano.tokenizer import build_tokenizer
+from model.nano.tokenizer import NANO_PREFIX, build_tokenizer
 from model.pipeline import Step1XEditPipeline
 from model.tiny import QWEN2_VL_CHAT_TEMPLATE, QWEN_SPECIAL_TOKENS
 
 NANO_NAME = "step1x-edit-nano"
-NANO_PREFIX = "Edit the picture as the user asks."
 QWEN_IMAGE_PIXELS = 56 * 56  # Qwen sees every image as 2x2 merged tokens of 28x28 pixels
 
 

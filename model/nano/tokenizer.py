@@ -14,10 +14,12 @@ from transformers import PreTrainedTokenizerFast
 
 from model.tiny import QWEN2_VL_CHAT_TEMPLATE, QWEN_SPECIAL_TOKENS
 
+# The nano model's prompt prefix (its `prompt_prefix` config); the tokenizer is trained on it too.
+NANO_PREFIX = "Edit the picture as the user asks."
+
 
 def instruction_corpus(n: int = 3000, seed: int = 12345) -> list[str]:
     """Instructions drawn from the world (both languages), the tokenizer's training text."""
-    from model.nano.build import NANO_PREFIX
     from model.nano.world import make_triplet
 
     # The chat template's fixed words too, so the prompt tail ("assistant") costs one token, not nine.
