@@ -123,7 +123,7 @@ def run_edit(
     def on_step(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
         """diffusers' step-end callback: report the step, leave the tensors as they are."""
         if progress is not None:
-            progress((step + 1, int(steps)), desc="denoising", unit="steps")
+            progress((step + 1, sampling["num_inference_steps"]), desc="denoising", unit="steps")
         return tensors
 
     try:
