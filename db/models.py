@@ -38,7 +38,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-STUDY_KINDS = ("preference", "curation")
+# "arena": live battles between contestant systems (workbench/arena/); its votes are ordinary votes.
+STUDY_KINDS = ("preference", "curation", "arena")
 ROLES = ("rater", "admin")
 CHOICES = ("A", "B", "tie", "both_bad")
 DECISIONS = ("accept", "reject", "flag")
@@ -315,7 +316,67 @@ class ImportedBattle(Base):
     judge: Mapped[str | None] = mapped_column(String(200))
     question_id: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(16))
-    # sha256 of the canonical JSON line: importing the same battle twice is refused.
+    # FastChat's ``tstamp`` and ``anony``, kept so an exported log re-imports and re-exports unchanged.
+    tstamp: Mapped[float | None] = mapped_column(Float)
+    anony: Mapped[bool | None] = mapped_column(Boolean)
+    # sha256 of the canonical record (of the file and position, for id-less logs): a battle is imported once.
     battle_key: Mapped[str] = mapped_column(SHA256)
     source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+CONTESTANT_KINDS = ("local", "remote")
+BATTLE_STATUSES = ("ready", "failed")
+MODERATION = ("pending", "approved", "flagged")
+
+
+class ArenaContestant(Base):
+    """How an arena study runs one of its systems: a local model or a remote Gradio app (``config`` JSON)."""
+
+    __tablename__ = "arena_contestants"
+    __table_args__ = (CheckConstraint(_in("kind", CONTESTANT_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    system_id: Mapped[int] = mapped_column(ForeignKey("systems.id", ondelete="CASCADE"), unique=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    timeout_s: Mapped[float] = mapped_column(Float)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ArenaBattle(Base):
+    """One arena round: the pair and its sides, each side's latency and error, the prompt's moderation state.
+
+    A battle whose two outputs arrived is an item (source + instruction), two outputs and an impression of the
+    arena study, so its vote is an ordinary append-only vote; a failed battle has no item and takes no vote.
+    ``token`` is the unguessable id handed to the visitor (it authorises the vote).
+    """
+
+    __tablename__ = "arena_battles"
+    __table_args__ = (
+        CheckConstraint(_in("status", BATTLE_STATUSES), name="status"),
+        CheckConstraint(_in("moderation", MODERATION), name="moderation"),
+        Index("ix_arena_battles_visitor", "study_id", "visitor", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    visitor: Mapped[str] = mapped_column(String(64))
+    left_system_id: Mapped[int] = mapped_column(ForeignKey("systems.id"))
+    right_system_id: Mapped[int] = mapped_column(ForeignKey("systems.id"))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    impression_id: Mapped[int | None] = mapped_column(
+        ForeignKey("impressions.id", ondelete="CASCADE"), unique=True
+    )
+    source_hash: Mapped[str] = mapped_column(SHA256)
+    instruction: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(16))
+    left_seconds: Mapped[float | None] = mapped_column(Float)
+    right_seconds: Mapped[float | None] = mapped_column(Float)
+    left_error: Mapped[str | None] = mapped_column(Text)
+    right_error: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10))
+    moderation: Mapped[str] = mapped_column(String(10), default="pending")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
