@@ -10,7 +10,6 @@ outside it, no symlinks that lead out of it.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,11 +20,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import ImportedBattle, Item, System
+from db.models import Item
 from workbench.images import ImageStoreError
 from workbench.service import Workbench
 
-BATTLE_WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
 OUTPUT_PREFIX = "output:"
 ITEM_FIELDS = {
     "source",
@@ -80,7 +78,7 @@ class _Row:
     images: dict[str, Path | bytes] = field(default_factory=dict)
 
 
-def _read_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def read_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """(``file:line``, record) for a JSONL or CSV file; blank JSONL lines are ignored."""
     if not path.is_file():
         raise ImportFailed(f"{path}: manifest not found")
@@ -268,7 +266,7 @@ def import_manifest(
         raise ImportFailed(str(exc)) from exc
     allowed = set(systems) if systems else None
     rows: list[_Row] = []
-    for where, record in _read_records(manifest):
+    for where, record in read_records(manifest):
         row = (
             _item_row(record, where, safe, allowed)
             if kind == "preference"
@@ -409,83 +407,10 @@ def _existing_item_keys(wb: Workbench, study: str | int) -> set[str]:
         )
 
 
-def _battle_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Records of a JSON-lines battle log, or of a JSON array (FastChat's ``clean_battle_*.json``)."""
-    if not path.is_file():
-        raise ImportFailed(f"{path}: battle file not found")
-    with path.open(encoding="utf-8") as fh:
-        head = fh.read(1 << 12).lstrip()
-    if head.startswith("["):
-        text = path.read_text(encoding="utf-8")
-        try:
-            records = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ImportFailed(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
-        for index, record in enumerate(records):
-            if not isinstance(record, dict):
-                raise ImportFailed(f"{path}: record {index}: expected a JSON object")
-            yield f"{path}: record {index}", record
-        return
-    yield from _read_records(path)
-
-
 def import_battles(
     wb: Workbench, study: str | int, battles_file: str | os.PathLike, allow_new_systems: bool = False
 ) -> dict[str, Any]:
-    """Arena battles (``model_a``, ``model_b``, ``winner`` in FastChat's names; optional ``judge``,
-    ``question_id``, ``language``, ``anony``) as votes of a preference study.
+    """Arena battle logs as votes: see ``workbench.arena.interop.import_battles``."""
+    from workbench.arena.interop import import_battles as import_log
 
-    Model names must already be systems of the study, unless the study has none yet or ``allow_new_systems``.
-    Each battle's key is the sha256 of its canonical JSON: a battle imported twice is refused.
-    """
-    path = Path(battles_file)
-    parsed: list[tuple[str, dict[str, Any], str]] = []
-    seen: dict[str, str] = {}
-    for where, record in _battle_records(path):
-        for name in ("model_a", "model_b"):
-            if not isinstance(record.get(name), str) or not record[name].strip():
-                raise ImportFailed(f"{where}: {name!r} must be a non-empty string, got {record.get(name)!r}")
-        if record["model_a"] == record["model_b"]:
-            raise ImportFailed(f"{where}: model_a and model_b are both {record['model_a']!r}")
-        if record.get("winner") not in BATTLE_WINNERS:
-            raise ImportFailed(f"{where}: winner {record.get('winner')!r} is not one of {BATTLE_WINNERS}")
-        key = hashlib.sha256(json.dumps(record, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-        if key in seen:
-            raise ImportFailed(f"{where}: duplicate battle (identical to {seen[key]})")
-        seen[key] = where
-        parsed.append((where, record, key))
-    if not parsed:
-        raise ImportFailed(f"{path}: no battles to import")
-
-    def write(s: Session) -> int:
-        st = wb._study(s, study)
-        if st.kind != "preference":
-            raise ImportFailed(
-                f"{path}: study {st.name!r} is a {st.kind} study; battles need a preference study"
-            )
-        known = dict(s.execute(select(System.name, System.id).where(System.study_id == st.id)).all())
-        open_world = allow_new_systems or not known
-        existing = set(s.scalars(select(ImportedBattle.battle_key).where(ImportedBattle.study_id == st.id)))
-        for where, record, key in parsed:
-            ids = []
-            for name in (record["model_a"], record["model_b"]):
-                if name not in known:
-                    if not open_world:
-                        raise ImportFailed(f"{where}: unknown system {name!r}; the study has {sorted(known)}")
-                    known[name] = wb.system_id(s, st.id, name)
-                ids.append(known[name])
-            if key in existing:
-                raise ImportFailed(f"{where}: this battle was already imported into study {st.name!r}")
-            s.add(ImportedBattle(
-                study_id=st.id, system_a_id=ids[0], system_b_id=ids[1], winner=record["winner"],
-                judge=None if record.get("judge") is None else str(record["judge"]),
-                question_id=None if record.get("question_id") is None else str(record["question_id"]),
-                language=record.get("language") if isinstance(record.get("language"), str) else None,
-                battle_key=key, source=where,
-            ))  # fmt: skip
-        return len(parsed)
-
-    try:
-        return {"study": study, "imported": wb.db.run_write(write)}
-    except LookupError as exc:
-        raise ImportFailed(str(exc)) from exc
+    return import_log(wb, study, battles_file, allow_new_systems=allow_new_systems)

@@ -183,6 +183,41 @@ def claim_candidate(conn: Connection, study: StudyRecord, rater_id: int, rng: ra
     return _claim_from_queue(conn, CANDIDATES, _CANDIDATE_QUEUE, study, rater_id, rng)
 
 
+def pair_counts(
+    conn: Connection, study_id: int, system_ids: list[int]
+) -> dict[tuple[int, int], tuple[int, int]]:
+    """(shown, lo_left) per system pair (lo, hi) among ``system_ids``."""
+    rows = conn.execute(_PAIR_COUNTS, {"study_id": study_id, "systems": sorted(system_ids)}).all()
+    return {(r.system_lo, r.system_hi): (r.shown, r.lo_left) for r in rows}
+
+
+def pick_pair(
+    pairs: list[tuple[int, int]],
+    counts: Mapping[tuple[int, int], tuple[int, int]],
+    rng: random.Random,
+    priority: PairPriority | None = None,
+) -> tuple[int, int, bool]:
+    """The pair to show (most uncertain first when a priority is given, then least shown, then random) and
+    whether its lower id goes on the left (the side it has been on less often; a coin flip on ties)."""
+
+    def rank(pair: tuple[int, int]) -> tuple[float, int, float]:
+        uncertainty = -(priority or {}).get(pair, 0.0)
+        return (uncertainty, counts.get(pair, (0, 0))[0], rng.random())
+
+    lo, hi = min(pairs, key=rank)
+    shown, lo_left = counts.get((lo, hi), (0, 0))
+    return lo, hi, lo_left * 2 < shown or (lo_left * 2 == shown and rng.random() < 0.5)
+
+
+def count_pair(conn: Connection, study_id: int, lo: int, hi: int, lo_on_left: bool) -> None:
+    """Add one showing of the pair (and of its side) to the running counters."""
+    pair = {"b_study": study_id, "lo": lo, "hi": hi, "left_inc": int(lo_on_left)}
+    if not conn.execute(_BUMP_PAIR, pair).rowcount:
+        # First impression of this pair; a concurrent first insert loses on the primary key and is retried.
+        conn.execute(_NEW_PAIR, {"study_id": study_id, "system_lo": lo, "system_hi": hi, "shown": 1,
+                                 "lo_left": int(lo_on_left)})  # fmt: skip
+
+
 def choose_pair(
     conn: Connection,
     study_id: int,
@@ -198,22 +233,8 @@ def choose_pair(
     pairs = list(itertools.combinations(sorted(outputs), 2))
     if must_include is not None:
         pairs = [p for p in pairs if must_include in (outputs[p[0]], outputs[p[1]])]
-    rows = conn.execute(_PAIR_COUNTS, {"study_id": study_id, "systems": sorted(outputs)}).all()
-    counts = {(r.system_lo, r.system_hi): (r.shown, r.lo_left) for r in rows}
-
-    def rank(pair: tuple[int, int]) -> tuple[float, int, float]:
-        # Most uncertain first (when asked), then least shown, then random.
-        uncertainty = -(priority or {}).get(pair, 0.0)
-        return (uncertainty, counts.get(pair, (0, 0))[0], rng.random())
-
-    lo, hi = min(pairs, key=rank)
-    shown, lo_left = counts.get((lo, hi), (0, 0))
-    lo_on_left = lo_left * 2 < shown or (lo_left * 2 == shown and rng.random() < 0.5)
-    pair = {"b_study": study_id, "lo": lo, "hi": hi, "left_inc": int(lo_on_left)}
-    if not conn.execute(_BUMP_PAIR, pair).rowcount:
-        # First impression of this pair; a concurrent first insert loses on the primary key and is retried.
-        conn.execute(_NEW_PAIR, {"study_id": study_id, "system_lo": lo, "system_hi": hi, "shown": 1,
-                                 "lo_left": int(lo_on_left)})  # fmt: skip
+    lo, hi, lo_on_left = pick_pair(pairs, pair_counts(conn, study_id, list(outputs)), rng, priority)
+    count_pair(conn, study_id, lo, hi, lo_on_left)
     return (outputs[lo], outputs[hi]) if lo_on_left else (outputs[hi], outputs[lo])
 
 

@@ -290,9 +290,9 @@ class Workbench(CurationMixin):
 
         ``gold``: None (regular item), the name of the system whose output must win, or "both_bad".
         """
-        if study.kind != "preference":
+        if study.kind == "curation":
             raise ValueError(
-                f"study {study.name!r} is a {study.kind} study; items belong to preference studies"
+                f"study {study.name!r} is a {study.kind} study; items belong to preference and arena studies"
             )
         check_text(instruction, "instruction")
         if len(output_hashes) < 2:

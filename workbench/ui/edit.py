@@ -16,6 +16,7 @@ import gradio as gr
 from model.edit_settings import CFG_OFF, EditSettings, settings_from_config, settings_of
 from workbench.gedit import TASK_TYPES
 from workbench.images import ImageStore
+from workbench.instructions import MAX_INSTRUCTION_CHARS, instruction_language, instruction_problem
 from workbench.ui.context import (
     DB_EVENT,
     GPU_EVENT,
@@ -29,7 +30,6 @@ from workbench.ui.edit_images import download_copy, fit_to_model, for_display
 from workbench.ui.gpu import gpu
 from workbench.ui.uploads import clear_upload_errors, read_upload
 
-MAX_INSTRUCTION_CHARS = 1000
 MAX_SEED = 2**31 - 1
 SIZE_LABEL = "Size level (px): the side of a square with the working image's area, not its longest side"
 REAL_MODEL_HINT = (
@@ -60,11 +60,6 @@ def model_line(settings: EditSettings) -> str:
         f"Model `{settings.model_name}` ({settings.version}): {settings.steps} steps, {cfg}, size level "
         f"{settings.size_level}, CFG rescale cut-off {settings.timesteps_truncate:.2f}."
     )
-
-
-def instruction_language(text: str) -> str:
-    """ "zh" when the instruction contains Chinese characters, else "en"."""
-    return "zh" if any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text) else "en"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -109,12 +104,9 @@ def run_edit(
 
     Returns ((before, after) PNG paths as shown, seed used, download path, new history, notice).
     """
-    instruction = (instruction or "").strip()
-    require(instruction, "Please type an instruction, e.g. 'make the sky orange' or '把天空变成橙色'.")
-    require(
-        len(instruction) <= MAX_INSTRUCTION_CHARS,
-        f"Keep the instruction under {MAX_INSTRUCTION_CHARS} characters.",
-    )
+    problem = instruction_problem(instruction)
+    require(problem is None, problem or "")
+    instruction = instruction.strip()
     settings = edit_settings(ctx)
     sampling = _sampling(settings, steps, cfg, size_level, timesteps_truncate)
     source, notice = fit_to_model(read_upload(image_path), settings)
