@@ -1,7 +1,7 @@
 """Step1X-Edit Studio: `python app.py [--host] [--port] [--db URL] [--model PATH_OR_ID] [--data-dir data]`.
 
-Serves the editor (Edit tab) and the workbench (Rate, Curate, Results, Admin) in one Gradio app, locally or as a
-Hugging Face Space. On first start it creates demo studies from the model's own outputs.
+Serves the editor (Edit tab), the Arena and the workbench (Rate, Curate, Results, Admin) in one Gradio app,
+locally or as a Hugging Face Space. On first start it creates demo studies from the model's own outputs and a demo arena.
 """
 
 from __future__ import annotations
@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     wb = Workbench(db_url=args.db, data_dir=settings.data_dir)
     wb.init()
     samples = nano_samples() if settings.demo_study else []
+    if settings.demo_study:
+        from workbench.arena.demo import ensure_demo_arena
+
+        ensure_demo_arena(wb)
     settings.examples = save_examples(settings.data_dir / "examples")
     settings.edit_settings = read_edit_settings(args.model)  # from the model's files: the weights load later
 

@@ -13,6 +13,7 @@ import random
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -69,9 +70,13 @@ def _spawn(fn, *args: Any) -> Future:  # noqa: ANN001
 class Arena:
     """Battles of the arena studies in one workbench. Thread-safe; one per process."""
 
-    def __init__(self, wb: Workbench, limits: Limits | None = None) -> None:
+    def __init__(
+        self, wb: Workbench, limits: Limits | None = None, editors: Mapping[str, Editor] | None = None
+    ) -> None:
+        """``editors`` (by contestant name) replace how a contestant runs, e.g. a stand-in in tests."""
         self.wb = wb
         self.limits = limits or Limits()
+        self._overrides = dict(editors or {})
         self._editors: dict[tuple[str, str], tuple[str, Editor]] = {}
         self._specs: dict[StudyRef, tuple[float, list[tuple[int, ContestantSpec, bool]]]] = {}
         self._busy: set[str] = set()
@@ -92,6 +97,8 @@ class Arena:
         self._specs.pop(study, None)
 
     def _editor(self, study: StudyRef, spec: ContestantSpec) -> Editor:
+        if spec.name in self._overrides:
+            return self._overrides[spec.name]
         key, signature = (str(study), spec.name), repr((spec.kind, sorted(spec.config.items())))
         with self._lock:
             cached = self._editors.get(key)
@@ -149,17 +156,14 @@ class Arena:
             raise TypeError(f"the system returned {type(out).__name__}, not an image")
         return out, time.perf_counter() - started
 
-    def _collect(
-        self, sid: int, spec: ContestantSpec, future: Future, deadline: float
-    ) -> tuple[store.BattleResult, Image.Image | None]:
+    def _collect(self, sid: int, spec: ContestantSpec, future: Future, deadline: float) -> store.BattleResult:
         try:
             image, seconds = future.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
-            future.cancel()
-            return store.BattleResult(sid, None, error=f"timed out after {spec.timeout_s:g} s"), None
+            return store.BattleResult(sid, None, error=f"{store.TIMED_OUT} after {spec.timeout_s:g} s")
         except Exception as exc:  # noqa: BLE001 - any failure of a contestant ends the battle, recorded per system
-            return store.BattleResult(sid, None, error=f"{type(exc).__name__}: {exc}"[:2000]), None
-        return store.BattleResult(sid, round(seconds, 4), image_hash=self.wb.images.put(image)), image
+            return store.BattleResult(sid, None, error=f"{type(exc).__name__}: {exc}"[:2000])
+        return store.BattleResult(sid, round(seconds, 4), image_hash=self.wb.images.put(image))
 
     def start(self, study: StudyRef, visitor: str, image: Image.Image, instruction: str,
               avoid: frozenset[str] | None = None) -> dict[str, Any]:  # fmt: skip
@@ -182,14 +186,15 @@ class Arena:
         source_hash = self.wb.images.put(image)
         started = time.monotonic()
         futures = [_spawn(self._run, study, spec, image, prompt.instruction) for spec in (lspec, rspec)]
-        left, _ = self._collect(lsid, lspec, futures[0], started + lspec.timeout_s)
-        right, _ = self._collect(rsid, rspec, futures[1], started + rspec.timeout_s)
+        left = self._collect(lsid, lspec, futures[0], started + lspec.timeout_s)
+        right = self._collect(rsid, rspec, futures[1], started + rspec.timeout_s)
         token = secrets.token_urlsafe(16)
         record = {"source_hash": source_hash, "instruction": prompt.instruction, "language": prompt.language,
                   "category": prompt.category}  # fmt: skip
         stored = store.store_battle(self.wb, study, token, visitor, record, left, right, lo_on_left)
         if stored["status"] == "failed":
-            sides = [f"system {side} {r.error.split(':')[0] if not r.error.startswith('timed out') else r.error}"
+            # Which side failed and how, never the error text: it could name the system (a URL, a model path).
+            sides = [f"system {side} {'timed out' if r.error.startswith(store.TIMED_OUT) else 'failed'}"
                      for side, r in (("A", left), ("B", right)) if r.error]  # fmt: skip
             raise BattleFailed(f"This battle ended without a vote: {'; '.join(sides)}. Start a new round.")
         return {

@@ -168,7 +168,7 @@ _PIPELINES: dict[str, tuple[Any, threading.Lock]] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def _pipeline(model: str) -> tuple[Any, threading.Lock]:
+def load_pipeline(model: str) -> tuple[Any, threading.Lock]:
     """One loaded pipeline per model folder, shared by the contestants that use it; its lock serialises calls
     (a pipeline keeps per-call state on itself)."""
     with _LOAD_LOCK:
@@ -187,7 +187,7 @@ def local_editor(spec: ContestantSpec) -> Editor:
     c = spec.config
 
     def run(image: Image.Image, instruction: str) -> Image.Image:
-        pipe, lock = _pipeline(c["model"])
+        pipe, lock = load_pipeline(c["model"])
         seed = random.randint(0, MAX_SEED) if c.get("seed", "random") == "random" else int(c["seed"])
         kwargs = {k: c[v] for k, v in (("num_inference_steps", "steps"), ("guidance_scale", "cfg"),
                                        ("size_level", "size_level")) if v in c}  # fmt: skip

@@ -102,9 +102,13 @@ class BoardCache:
         self._cache: dict[str, tuple[float, list[list[Any]]]] = {}
         self._lock = threading.Lock()
 
-    def invalidate(self, study: StudyRef) -> None:
+    def invalidate(self, study: StudyRef | None = None) -> None:
+        """Forget one arena's board (all of them with None)."""
         with self._lock:
-            self._cache.pop(str(study), None)
+            if study is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(str(study), None)
 
     def rows(self, study: StudyRef) -> list[list[Any]]:
         with self._lock:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 ARENA_RATER = "arena visitors"
 WINNER = {"A": "model_a", "B": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
 BATTLES = ArenaBattle.__table__
+TIMED_OUT = "timed out"  # how a timeout's error text starts (counted apart from other failures)
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,7 @@ def system_health(wb: Workbench, study: StudyRef) -> list[dict[str, Any]]:
             entry["battles"] += 1
             if error is None:
                 entry["seconds"].append(seconds)
-            elif error.startswith("timed out"):
+            elif error.startswith(TIMED_OUT):
                 entry["timed_out"] += 1
             else:
                 entry["failed"] += 1

@@ -1,4 +1,4 @@
-"""build_demo: the five tabs in one gr.Blocks, plus launch() keywords that belong with it."""
+"""build_demo: the six tabs in one gr.Blocks, plus launch() keywords that belong with it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from workbench.ui import admin, curate, edit, rate, results
+from workbench.ui import admin, arena, arena_admin, curate, edit, rate, results
 from workbench.ui.context import UIContext, study_names
 from workbench.ui.page import css, head_html
 from workbench.ui.settings import AppSettings
@@ -30,6 +30,8 @@ def build_demo(settings: AppSettings, editor: Any, workbench: Any) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Edit", id="edit"):
                 edit_study = edit.build(ctx)
+            with gr.Tab("Arena", id="arena"):
+                arena_study, arena_ui = arena.build(ctx)
             with gr.Tab("Rate", id="rate"):
                 rate_study = rate.build(ctx)
             with gr.Tab("Curate", id="curate"):
@@ -38,9 +40,10 @@ def build_demo(settings: AppSettings, editor: Any, workbench: Any) -> gr.Blocks:
                 results_study = results.build(ctx)
             with gr.Tab("Admin", id="admin"):
                 admin_study = admin.build(ctx)
+                arena_admin.build(ctx, arena_ui)
         # Fill the study pickers on page load, and again whenever one is opened (new studies appear).
         pickers = [(edit_study, "curation"), (rate_study, "preference"), (curate_study, "curation"),
-                   (results_study, None), (admin_study, None)]  # fmt: skip
+                   (results_study, None), (admin_study, None), (arena_study, "arena")]  # fmt: skip
         for picker, kind in pickers:
             demo.load(_refresh(ctx, kind), [picker], [picker], api_visibility="private", queue=False)
             picker.focus(_refresh(ctx, kind), [picker], [picker], api_visibility="private", queue=False)

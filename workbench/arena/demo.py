@@ -1,0 +1,41 @@
+"""The demo arena created on first start: the two nano models shipped in assets/, pitted against each other."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from workbench.arena.contestants import demo_contestants, load_pipeline
+from workbench.arena.store import create_arena
+
+if TYPE_CHECKING:
+    from workbench.service import Workbench
+
+DEMO_ARENA = "demo-arena"
+log = logging.getLogger(__name__)
+
+
+def ensure_demo_arena(wb: Workbench, warm: bool = True) -> bool:
+    """Create the demo arena unless a study of that name exists; True when it was created. With ``warm``, load
+    its models in a background thread so the first battle does not wait for them."""
+    specs = demo_contestants()
+    created = False
+    if DEMO_ARENA not in {s["name"] for s in wb.list_studies()}:
+        try:
+            create_arena(wb, DEMO_ARENA, specs, guidelines="Two versions of the embedded nano editor.")
+            created = True
+        except ValueError:  # another replica created it first
+            pass
+    if warm:
+        threading.Thread(target=_warm, args=([s.config["model"] for s in specs],), daemon=True,
+                         name="arena-warm-up").start()  # fmt: skip
+    return created
+
+
+def _warm(models: list[str]) -> None:
+    for model in models:
+        try:
+            load_pipeline(model)
+        except Exception:  # noqa: BLE001 - the first battle reports the problem to the visitor and the admin
+            log.exception("loading arena model %s failed", model)
