@@ -24,9 +24,7 @@ CATEGORY_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("remove", ("remove", "delete", "erase", "get rid", "删除", "去掉", "移除", "去除")),
     ("add", ("add", "insert", "put", "place", "添加", "加上", "增加", "放")),
-    ("replace", ("replace", "swap", "turn", "into", "替换", "换成", "变成")),
-    ("move", ("move", "shift", "移动", "挪")),
-    ("texture", ("texture", "striped", "stripes", "pattern", "纹理", "条纹")),
+    # Colour words before "replace": "turn it red" / "把它变成红色" recolour rather than replace.
     (
         "color",
         (
@@ -52,7 +50,10 @@ CATEGORY_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "黑",
             "白",
         ),
-    ),
+    ),  # fmt: skip
+    ("replace", ("replace", "swap", "turn", "into", "替换", "换成", "变成")),
+    ("move", ("move", "shift", "移动", "挪")),
+    ("texture", ("texture", "striped", "stripes", "pattern", "纹理", "条纹")),
 )
 
 
