@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 PUBLIC_COLUMNS = ["rank", "system", "rating", "ci_low", "ci_high", "prompt_ci_low", "prompt_ci_high", "battles",
                   "win_rate"]  # fmt: skip
 CACHE_TTL_S = 30.0
+MIN_BATTLES_FOR_CI = 10
 
 
 def arena_votes(wb: Workbench, study: StudyRef) -> pd.DataFrame:
@@ -77,15 +78,21 @@ def arena_report(wb: Workbench, study: StudyRef, rounds: int = 200) -> dict[str,
     return report
 
 
+def _interval(low: Any, high: Any, battles: int) -> str:
+    # A bootstrap over a handful of battles can collapse to a point (all resamples alike): say so instead.
+    if battles < MIN_BATTLES_FOR_CI:
+        return f"after {MIN_BATTLES_FOR_CI} battles"
+    return f"{_round(low)} – {_round(high)}"
+
+
 def public_rows(frame: pd.DataFrame) -> list[list[Any]]:
     """Rows for the public table: rank, system, rating, 95 % CI (votes), 95 % CI (prompts), battles, win rate."""
     rows = []
     for r in frame.to_dict("records"):
+        battles = int(r["battles"])
         rows.append([
-            int(r["rank"]), r["system"], _round(r["rating"]),
-            f"{_round(r['ci_low'])} – {_round(r['ci_high'])}",
-            f"{_round(r['prompt_ci_low'])} – {_round(r['prompt_ci_high'])}",
-            int(r["battles"]), _round(r["win_rate"], 3),
+            int(r["rank"]), r["system"], _round(r["rating"]), _interval(r["ci_low"], r["ci_high"], battles),
+            _interval(r["prompt_ci_low"], r["prompt_ci_high"], battles), battles, _round(r["win_rate"], 3),
         ])  # fmt: skip
     return rows
 

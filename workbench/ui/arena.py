@@ -28,6 +28,9 @@ INTRO = (
 )
 
 
+READY = "Upload an image, type an instruction and press Start battle."
+
+
 class ArenaUI:
     """The per-app arena engine and leaderboard cache shared by the tab and the Admin section."""
 
@@ -112,7 +115,7 @@ def build(ctx: UIContext) -> tuple[gr.Dropdown, ArenaUI]:
                 start = gr.Button("Start battle", variant="primary", elem_id="arena-start")
             with gr.Column(scale=3):
                 shown = gr.HTML(elem_id="arena-viewer")
-                status = gr.HTML(elem_id="arena-status")
+                status = gr.HTML(status_html(READY), elem_id="arena-status")
                 with gr.Row():
                     buttons = [
                         gr.Button(label, interactive=False, elem_id=f"arena-vote-{value}")
@@ -132,20 +135,21 @@ def build(ctx: UIContext) -> tuple[gr.Dropdown, ArenaUI]:
             recent = gr.Gallery(lambda: on_board(None)[1], columns=6, height=180, elem_id="arena-gallery",
                                 show_label=False)  # fmt: skip
 
-    locked = [gr.Button(interactive=False) for _ in VOTES]
-    unlocked = [gr.Button(interactive=True) for _ in VOTES]
+    def buttons_state(enabled: bool) -> list[gr.Button]:
+        # Built inside handlers: a component constructed at build time would be added to the page.
+        return [gr.Button(interactive=enabled) for _ in VOTES]
 
     def run(study_name, image_path, text, request: gr.Request, avoid=None):
         try:
             battle = start_battle(ui, study_name, image_path, text, visitor_id(request), avoid)
         except BattleFailed as exc:
-            return (None, "", status_html(str(exc), ok=False), "", *locked)
+            return (None, "", status_html(str(exc), ok=False), "", *buttons_state(False))
         return (
             battle,
             viewer(battle),
             status_html("Which edit follows the instruction better?"),
             "",
-            *unlocked,
+            *buttons_state(True),
         )
 
     @user_errors
@@ -168,7 +172,12 @@ def build(ctx: UIContext) -> tuple[gr.Dropdown, ArenaUI]:
             require(not current.get("voted"), "You already voted on this battle: start a new round.")
             result = ui.arena.vote(current["battle_id"], choice, time.time() - current["shown_at"])
             ui.boards.invalidate(current["study"])
-            return ({**current, "voted": choice}, reveal_html(result), status_html("Vote saved ✓"), *locked)
+            return (
+                {**current, "voted": choice},
+                reveal_html(result),
+                status_html("Vote saved ✓"),
+                *buttons_state(False),
+            )
 
         return handler
 
@@ -177,10 +186,10 @@ def build(ctx: UIContext) -> tuple[gr.Dropdown, ArenaUI]:
             None,
             "",
             "",
-            status_html("New round: upload an image and type an instruction."),
+            status_html(READY),
             None,
             "",
-            *locked,
+            *buttons_state(False),
         )
 
     screen = [state, shown, status, reveal, *buttons]
@@ -200,11 +209,13 @@ def build(ctx: UIContext) -> tuple[gr.Dropdown, ArenaUI]:
 
 def _api(ui: ArenaUI) -> None:
     """Endpoints for gradio_client (hidden components, so files travel as they do for the Edit tab)."""
+    hidden = {"visible": False}
     with gr.Group(visible=False):
-        image, text, arena = gr.Image(type="filepath"), gr.Textbox(), gr.Textbox()
-        battle_id, left, right = gr.Textbox(), gr.Image(type="filepath"), gr.Image(type="filepath")
-        choice, answer, rows = gr.Textbox(), gr.JSON(), gr.JSON()
-        battle_button, vote_button, board_button = gr.Button(), gr.Button(), gr.Button()
+        image, text, arena = gr.Image(type="filepath", **hidden), gr.Textbox(**hidden), gr.Textbox(**hidden)
+        battle_id, left = gr.Textbox(**hidden), gr.Image(type="filepath", **hidden)
+        right, choice = gr.Image(type="filepath", **hidden), gr.Textbox(**hidden)
+        answer, rows = gr.JSON(**hidden), gr.JSON(**hidden)
+        battle_button, vote_button, board_button = (gr.Button(**hidden) for _ in range(3))
 
     @user_errors
     def battle(image_path: str | None, instruction: str, arena_name: str, request: gr.Request):

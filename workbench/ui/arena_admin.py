@@ -139,7 +139,7 @@ def build(ctx: UIContext, ui: ArenaUI) -> None:
             state = gr.Radio(QUEUE_STATES, value="pending", label="Prompts")
             show_queue = gr.Button("Show prompts", elem_id="arena-admin-queue")
             queue = gr.Dataframe(interactive=False, elem_id="arena-admin-queue-table")
-            images = gr.Gallery(columns=8, height=160, show_label=False)
+            images = gr.Gallery(columns=8, height=150, object_fit="contain", show_label=False)
             with gr.Row():
                 number = gr.Number(label="Prompt #", precision=0, elem_id="arena-admin-number")
                 approve = gr.Button("Approve", elem_id="arena-admin-approve")
