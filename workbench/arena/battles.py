@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -50,21 +50,9 @@ class Limits:
     per_day: int = field(default_factory=lambda: int(os.environ.get("ARENA_BATTLES_PER_DAY", "300")))
 
 
-def _spawn(fn, *args: Any) -> Future:  # noqa: ANN001
-    """Run ``fn`` in its own daemon thread: a system that hangs past its timeout is abandoned, and it holds no
-    pool slot that later battles would wait for."""
-    future: Future = Future()
-
-    def target() -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting battle
-            future.set_exception(exc)
-
-    threading.Thread(target=target, daemon=True, name="arena-system").start()
-    return future
+# Contestant calls run here. A system that hangs past its timeout is abandoned and keeps one worker until it
+# returns; the pool is large enough that a few hung calls do not hold up other battles.
+_SYSTEMS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="arena-system")
 
 
 class Arena:
@@ -122,8 +110,8 @@ class Arena:
             pairs = others or pairs
         priority = self.wb._pair_priority(study)
         with self.wb.db.read.begin() as s:
-            st = store.arena_study(self.wb, s, study)
-            counts = scheduler.pair_counts(s.connection(), st.id, sorted(active))
+            study_id = self.wb._study_record(s, study).id
+            counts = scheduler.pair_counts(s.connection(), study_id, sorted(active))
         with self._lock:
             rng = random.Random(self._rng.getrandbits(64))
         lo, hi, lo_on_left = scheduler.pick_pair(pairs, counts, rng, priority)
@@ -134,9 +122,10 @@ class Arena:
     def _admit(self, study: StudyRef, visitor: str) -> None:
         now = utcnow()
         with self.wb.db.read.begin() as s:
-            st = store.arena_study(self.wb, s, study)
-            minute = store.recent_battles(s, st.id, visitor, now - timedelta(minutes=1))
-            day = store.recent_battles(s, st.id, visitor, now - timedelta(days=1))
+            study_id = self.wb._study_record(s, study).id
+            minute, day = store.recent_battles(
+                s, study_id, visitor, now - timedelta(minutes=1), now - timedelta(days=1)
+            )
         if minute >= self.limits.per_minute:
             raise RateLimited(
                 f"Too many battles in a minute (limit {self.limits.per_minute}); please wait a moment."
@@ -149,21 +138,23 @@ class Arena:
     # ------------------------------------------------------------------ battle
     def _run(
         self, study: StudyRef, spec: ContestantSpec, image: Image.Image, instruction: str
-    ) -> tuple[Image.Image, float]:
+    ) -> tuple[str, float]:
+        """Run one side; its output's hash and the system's own seconds (storing the image is not counted)."""
         started = time.perf_counter()
         out = self._editor(study, spec)(image.copy(), instruction)
+        seconds = time.perf_counter() - started
         if not isinstance(out, Image.Image):
             raise TypeError(f"the system returned {type(out).__name__}, not an image")
-        return out, time.perf_counter() - started
+        return self.wb.images.put(out), seconds
 
     def _collect(self, sid: int, spec: ContestantSpec, future: Future, deadline: float) -> store.BattleResult:
         try:
-            image, seconds = future.result(timeout=max(0.0, deadline - time.monotonic()))
+            image_hash, seconds = future.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
             return store.BattleResult(sid, None, error=f"{store.TIMED_OUT} after {spec.timeout_s:g} s")
         except Exception as exc:  # noqa: BLE001 - any failure of a contestant ends the battle, recorded per system
             return store.BattleResult(sid, None, error=f"{type(exc).__name__}: {exc}"[:2000])
-        return store.BattleResult(sid, round(seconds, 4), image_hash=self.wb.images.put(image))
+        return store.BattleResult(sid, round(seconds, 4), image_hash=image_hash)
 
     def start(self, study: StudyRef, visitor: str, image: Image.Image, instruction: str,
               avoid: frozenset[str] | None = None) -> dict[str, Any]:  # fmt: skip
@@ -183,9 +174,11 @@ class Arena:
     def _battle(self, study: StudyRef, visitor: str, image: Image.Image, prompt: Prompt,
                 avoid: frozenset[str] | None) -> dict[str, Any]:  # fmt: skip
         (lsid, lspec), (rsid, rspec), lo_on_left = self._choose(study, avoid)
-        source_hash = self.wb.images.put(image)
         started = time.monotonic()
-        futures = [_spawn(self._run, study, spec, image, prompt.instruction) for spec in (lspec, rspec)]
+        futures = [
+            _SYSTEMS.submit(self._run, study, spec, image, prompt.instruction) for spec in (lspec, rspec)
+        ]
+        source_hash = self.wb.images.put(image)  # while the systems run
         left = self._collect(lsid, lspec, futures[0], started + lspec.timeout_s)
         right = self._collect(rsid, rspec, futures[1], started + rspec.timeout_s)
         token = secrets.token_urlsafe(16)

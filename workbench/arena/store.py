@@ -8,14 +8,27 @@ where a system failed or timed out is an ``arena_battles`` row with the errors a
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, case, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
-from db.models import RETRACT, ArenaBattle, ArenaContestant, Impression, Study, System, Vote, utcnow
+from db.models import (
+    RETRACT,
+    ArenaBattle,
+    ArenaContestant,
+    Impression,
+    Item,
+    Output,
+    Study,
+    System,
+    Vote,
+    utcnow,
+)
 from workbench import scheduler
 from workbench.arena.contestants import ContestantSpec
 from workbench.arena.interop import epoch
@@ -28,6 +41,10 @@ if TYPE_CHECKING:
 ARENA_RATER = "arena visitors"
 WINNER = {"A": "model_a", "B": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
 BATTLES = ArenaBattle.__table__
+_ITEMS, _OUTPUTS, _IMPRESSIONS = Item.__table__, Output.__table__, Impression.__table__
+_NEW_ITEM = insert(_ITEMS).returning(_ITEMS.c.id)
+_NEW_OUTPUT = insert(_OUTPUTS).returning(_OUTPUTS.c.id)
+_NEW_IMPRESSION = insert(_IMPRESSIONS).returning(_IMPRESSIONS.c.id)
 TIMED_OUT = "timed out"  # how a timeout's error text starts (counted apart from other failures)
 
 
@@ -113,13 +130,14 @@ def contestants(
         ]
 
 
-def recent_battles(s: Session, study_id: int, visitor: str, since) -> int:  # noqa: ANN001 - datetime
-    """Battles this visitor started in the study since ``since`` (for the rate limit)."""
-    return s.scalar(
-        select(func.count()).where(
-            BATTLES.c.study_id == study_id, BATTLES.c.visitor == visitor, BATTLES.c.created_at >= since
-        )
+def recent_battles(s: Session, study_id: int, visitor: str, *since: datetime) -> tuple[int, ...]:
+    """Battles this visitor started in the study since each of ``since`` (for the rate limits), in one query."""
+    recent = BATTLES.c.created_at
+    counts = [func.coalesce(func.sum(case((recent >= moment, 1), else_=0)), 0) for moment in since]
+    query = select(*counts).where(
+        BATTLES.c.study_id == study_id, BATTLES.c.visitor == visitor, recent >= min(since)
     )
+    return tuple(int(n) for n in s.execute(query).one())
 
 
 def prompt_moderation(s: Session, study_id: int, source_hash: str, instruction: str) -> str:
@@ -151,28 +169,34 @@ def store_battle(
     """Record a finished battle in one transaction; returns the battle's ids and status."""
     both = left.image_hash is not None and right.image_hash is not None
 
+    # Prebuilt-style Core statements (no ORM unit of work): this runs once per battle, on the visitor's wait.
     def write(s: Session) -> dict[str, Any]:
-        st = arena_study(wb, s, study)
-        conn, names = (
-            s.connection(),
-            dict(s.execute(select(System.id, System.name).where(System.study_id == st.id)).all()),
-        )
+        st = wb._study_record(s, study)
+        if st.kind != "arena":
+            raise ValueError(f"study {st.name!r} is a {st.kind} study, not an arena")
+        conn, now = s.connection(), utcnow()
         item_id = impression_id = None
         if both:
-            item_id = wb.insert_item(
-                s, st, prompt["source_hash"], prompt["instruction"],
-                {names[left.system_id]: left.image_hash, names[right.system_id]: right.image_hash},
-                language=prompt["language"], category=prompt["category"], key=token,
-            )  # fmt: skip
-            outputs = dict(conn.execute(scheduler._OUTPUTS, {"item_id": item_id}).all())
+            item_id = conn.scalar(_NEW_ITEM, {
+                "study_id": st.id, "external_key": token, "source_hash": prompt["source_hash"],
+                "instruction": prompt["instruction"], "language": prompt["language"],
+                "category": prompt["category"], "is_gold": False, "assigned_count": 0,
+                "order_key": random.random(),
+            })  # fmt: skip
+            outputs = {
+                side.system_id: conn.scalar(
+                    _NEW_OUTPUT,
+                    {"item_id": item_id, "system_id": side.system_id, "image_hash": side.image_hash},
+                )
+                for side in (left, right)
+            }
             lo, hi = sorted((left.system_id, right.system_id))
             scheduler.count_pair(conn, st.id, lo, hi, lo_on_left)
-            impression_id = conn.scalar(
-                insert(Impression.__table__).returning(Impression.__table__.c.id),
-                {"study_id": st.id, "rater_id": wb._rater_id(s, ARENA_RATER), "item_id": item_id,
-                 "left_output_id": outputs[left.system_id], "right_output_id": outputs[right.system_id],
-                 "status": "open", "shown_at": utcnow()},
-            )  # fmt: skip
+            impression_id = conn.scalar(_NEW_IMPRESSION, {
+                "study_id": st.id, "rater_id": wb._rater_id(s, ARENA_RATER), "item_id": item_id,
+                "left_output_id": outputs[left.system_id], "right_output_id": outputs[right.system_id],
+                "status": "open", "shown_at": now,
+            })  # fmt: skip
         moderation = prompt_moderation(s, st.id, prompt["source_hash"], prompt["instruction"])
         conn.execute(insert(BATTLES), {
             "study_id": st.id, "token": token, "visitor": visitor, "left_system_id": left.system_id,
@@ -180,7 +204,7 @@ def store_battle(
             "source_hash": prompt["source_hash"], "instruction": prompt["instruction"],
             "language": prompt["language"], "left_seconds": left.seconds, "right_seconds": right.seconds,
             "left_error": left.error, "right_error": right.error, "status": "ready" if both else "failed",
-            "moderation": moderation, "created_at": utcnow(),
+            "moderation": moderation, "created_at": now,
         })  # fmt: skip
         return {"impression_id": impression_id, "status": "ready" if both else "failed"}
 

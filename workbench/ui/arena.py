@@ -108,7 +108,7 @@ def build(ctx: UIContext) -> tuple[gr.Dropdown, ArenaUI]:
                 study = gr.Dropdown(
                     names, value=names[0] if names else None, label="Arena", elem_id="arena-study"
                 )
-                image = clear_upload_errors(gr.Image(type="filepath", label="Your image", sources=["upload", "clipboard"],
+                image = clear_upload_errors(gr.Image(type="filepath", format="png", label="Your image", sources=["upload", "clipboard"],
                                                      height=260, elem_id="arena-input"))  # fmt: skip
                 instruction = gr.Textbox(label="Instruction", placeholder="e.g. make the background blue / 把背景变成蓝色",
                                          max_length=MAX_INSTRUCTION_CHARS, lines=2, elem_id="arena-instruction")  # fmt: skip
@@ -209,11 +209,13 @@ def build(ctx: UIContext) -> tuple[gr.Dropdown, ArenaUI]:
 
 def _api(ui: ArenaUI) -> None:
     """Endpoints for gradio_client (hidden components, so files travel as they do for the Edit tab)."""
+    # PNG both ways: Gradio would otherwise re-encode images as lossy WebP (slower, and not what was made).
     hidden = {"visible": False}
+    png = {"type": "filepath", "format": "png", "visible": False}
     with gr.Group(visible=False):
-        image, text, arena = gr.Image(type="filepath", **hidden), gr.Textbox(**hidden), gr.Textbox(**hidden)
-        battle_id, left = gr.Textbox(**hidden), gr.Image(type="filepath", **hidden)
-        right, choice = gr.Image(type="filepath", **hidden), gr.Textbox(**hidden)
+        image, text, arena = gr.Image(**png), gr.Textbox(**hidden), gr.Textbox(**hidden)
+        battle_id, left = gr.Textbox(**hidden), gr.Image(**png)
+        right, choice = gr.Image(**png), gr.Textbox(**hidden)
         answer, rows = gr.JSON(**hidden), gr.JSON(**hidden)
         battle_button, vote_button, board_button = (gr.Button(**hidden) for _ in range(3))
 
