@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(handler=_cmd_import)
 
     battles = sub.add_parser(
-        "import-battles", parents=[common], help="import FastChat/GenAI-Arena battles as votes"
+        "import-battles", parents=[common], help="import FastChat/GenAI-Arena battles as votes (ids or none)"
     )
     battles.add_argument("file")
     battles.add_argument("--study", required=True)
@@ -276,9 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rs.set_defaults(handler=_cmd_restore)
 
+    from workbench.arena.cli import register as register_arena
     from workbench.gedit.cli import register
 
     register(sub)
+    register_arena(sub, common)
     return parser
 
 
