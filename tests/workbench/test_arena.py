@@ -313,3 +313,25 @@ args = { img = "$image", text = "$instruction", guidance = 3.5 }
     for text_, message in bad:
         with pytest.raises(ContestantError, match=message):
             parse_contestants(text_)
+
+
+def test_cli_arena_and_export_battles(tmp_path, capsys):
+    from workbench.__main__ import main
+
+    common = ["--db", f"sqlite:///{tmp_path / 'cli.db'}", "--data-dir", str(tmp_path / "data")]
+    spec = tmp_path / "arena.json"
+    spec.write_text(json.dumps([{"name": "a", "model": "assets/step1x-edit-nano"},
+                                {"name": "b", "model": "assets/step1x-edit-nano-v1", "seed": 3}]))  # fmt: skip
+    assert main(["arena", "create", "cli-arena", "--contestants", str(spec), *common]) == 0
+    assert "seed=3" in capsys.readouterr().out
+    log = _idless(tmp_path / "log.json", [{"model_a": "a", "model_b": "b", "winner": "model_b"}] * 3)
+    assert main(["import-battles", str(log), "--study", "cli-arena", *common]) == 0
+    assert main(["import-battles", str(log), "--study", "cli-arena", *common]) == 2
+    assert "this file was already imported" in capsys.readouterr().err
+    out = tmp_path / "clean_battle.json"
+    assert main(["export-battles", "--study", "cli-arena", "--out", str(out), *common]) == 0
+    assert [r["winner"] for r in json.loads(out.read_text())] == ["model_b"] * 3
+    capsys.readouterr()
+    assert main(["arena", "health", "cli-arena", *common]) == 0
+    health = json.loads(capsys.readouterr().out)
+    assert [h["system"] for h in health] == ["a", "b"] and all(h["battles"] == 0 for h in health)
