@@ -1,7 +1,8 @@
 """Step1X-Edit Studio: `python app.py [--host] [--port] [--db URL] [--model PATH_OR_ID] [--data-dir data]`.
 
 Serves the editor (Edit tab), the Arena and the workbench (Rate, Curate, Results, Admin) in one Gradio app,
-locally or as a Hugging Face Space. On first start it creates demo studies from the model's own outputs and a demo arena.
+locally or as a Hugging Face Space. On first start it creates demo studies from the model's own outputs and a
+demo arena.
 """
 
 from __future__ import annotations

@@ -30,15 +30,15 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._machine import machine_line  # noqa: E402
-from bench.browser_protocol import BrowserProtocolSession, read_endpoints  # noqa: E402
+from bench._machine import machine_line
+from bench.browser_protocol import BrowserProtocolSession, read_endpoints
 
 TARGET_NEXT_P95_MS = 150.0
 TARGET_IMPORT_S = 30.0
 INSTRUCTIONS = ("make the background blue", "remove the circle", "把背景变成绿色", "add a red square")
 
 
-def start_app(root: Path, db_url: str | None):  # noqa: ANN201 - (demo, url, workbench)
+def start_app(root: Path, db_url: str | None):  # (demo, url, workbench)
     os.environ["ARENA_BATTLES_PER_MINUTE"] = "100000"  # all visitors come from one address here
     os.environ["ARENA_BATTLES_PER_DAY"] = "100000"
     from workbench.arena.demo import ensure_demo_arena
@@ -88,7 +88,7 @@ def visitor(url: str, endpoints: dict, index: int, args: argparse.Namespace, ima
                 if again["stored"]:
                     out["double_stored"] += 1
             time.sleep(rng.uniform(0, 2 * args.think_s))
-    except Exception as exc:  # noqa: BLE001 - reported, the other visitors go on
+    except Exception as exc:  # reported, the other visitors go on
         with out["lock"]:
             out["errors"].append(f"visitor {index}: {type(exc).__name__}: {exc}")
     finally:
@@ -96,7 +96,7 @@ def visitor(url: str, endpoints: dict, index: int, args: argparse.Namespace, ima
         files.close()
 
 
-def audit(wb, tokens: list[str]) -> tuple[dict[str, float], int, int]:  # noqa: ANN001
+def audit(wb, tokens: list[str]) -> tuple[dict[str, float], int, int]:
     """Model seconds per battle; acknowledged votes missing in the database; impressions with > 1 vote row."""
     from db.models import ArenaBattle, Vote
 

@@ -152,7 +152,7 @@ class Arena:
             image_hash, seconds = future.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
             return store.BattleResult(sid, None, error=f"{store.TIMED_OUT} after {spec.timeout_s:g} s")
-        except Exception as exc:  # noqa: BLE001 - any failure of a contestant ends the battle, recorded per system
+        except Exception as exc:  # any failure of a contestant ends the battle, recorded per system
             return store.BattleResult(sid, None, error=f"{type(exc).__name__}: {exc}"[:2000])
         return store.BattleResult(sid, round(seconds, 4), image_hash=image_hash)
 

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 
-def _workbench(args: argparse.Namespace):  # noqa: ANN202 - lazy import keeps --help fast
+def _workbench(args: argparse.Namespace):  # lazy import keeps --help fast
     from workbench.service import Workbench
 
     wb = Workbench(db_url=args.db, data_dir=args.data_dir)

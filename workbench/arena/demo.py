@@ -37,5 +37,5 @@ def _warm(models: list[str]) -> None:
     for model in models:
         try:
             load_pipeline(model)
-        except Exception:  # noqa: BLE001 - the first battle reports the problem to the visitor and the admin
+        except Exception:  # the first battle reports the problem to the visitor and the admin
             log.exception("loading arena model %s failed", model)

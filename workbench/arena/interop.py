@@ -145,7 +145,7 @@ def _system_ids(
     return known
 
 
-def _refuse_repeats(s: Session, study, parsed: _Parsed, where: Callable[[int], str]) -> None:  # noqa: ANN001
+def _refuse_repeats(s: Session, study, parsed: _Parsed, where: Callable[[int], str]) -> None:
     """Refuse a battle with ids, or an id-less file, that is already in the study."""
     keyed = ImportedBattle.battle_key
     in_study = ImportedBattle.study_id == study.id

@@ -166,7 +166,7 @@ def build(ctx: UIContext, ui: ArenaUI) -> None:
 
         return handler
 
-    def on(button: gr.Button, fn, inputs: list, outputs: list) -> None:  # noqa: ANN001
+    def on(button: gr.Button, fn, inputs: list, outputs: list) -> None:
         button.click(guarded(fn), [password, *inputs], outputs, api_visibility="private", **DB_EVENT)
 
     study.focus(lambda current: gr.Dropdown(choices=study_names(ctx, "arena"), value=current), [study], [study],
