@@ -162,7 +162,7 @@ def load_run(args: argparse.Namespace) -> dict:
 
 
 def import_run(rows: int, db_url: str | None) -> dict:
-    from workbench.arena.interop import import_battles
+    from workbench.arena.battle_log import import_battles
     from workbench.service import Workbench
 
     rng = np.random.default_rng(1)

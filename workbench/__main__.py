@@ -86,7 +86,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_import_battles(args: argparse.Namespace) -> int:
-    from workbench.importers import import_battles
+    from workbench.arena.battle_log import import_battles
 
     wb = _workbench(args)
     _ensure_study(wb, args.study, "preference", args.k)

@@ -1,4 +1,5 @@
-"""Importers: item manifests, GEdit-Bench result trees, fine-tuning metadata (curation) and arena battle logs.
+"""Importers: item manifests, GEdit-Bench result trees and fine-tuning metadata (curation); arena battle logs
+are imported by ``workbench.arena.battle_log``.
 
 Every import is all-or-nothing: the whole file is parsed and validated first, images are copied into the
 content-addressed store (harmless if the import later fails: unreferenced files), and all rows are inserted in
@@ -405,12 +406,3 @@ def _existing_item_keys(wb: Workbench, study: str | int) -> set[str]:
                 select(Item.external_key).where(Item.study_id == study_id, Item.external_key.is_not(None))
             )
         )
-
-
-def import_battles(
-    wb: Workbench, study: str | int, battles_file: str | os.PathLike, allow_new_systems: bool = False
-) -> dict[str, Any]:
-    """Arena battle logs as votes: see ``workbench.arena.interop.import_battles``."""
-    from workbench.arena.interop import import_battles as import_log
-
-    return import_log(wb, study, battles_file, allow_new_systems=allow_new_systems)

@@ -11,6 +11,7 @@ from PIL import Image
 from db.backup import table_counts
 
 importers = pytest.importorskip("workbench.importers")
+battle_log = pytest.importorskip("workbench.arena.battle_log")
 
 SYSTEMS = {"sys-a": Image.new("RGB", (32, 32), (250, 0, 0)), "sys-b": Image.new("RGB", (32, 32), (0, 0, 250))}
 
@@ -29,7 +30,7 @@ def _run(workbench, study: str, case, path: Path) -> dict:
     if importer == "manifest":
         return importers.import_manifest(workbench, study, path, systems=case.check.get("systems"))
     if importer == "battles":
-        return importers.import_battles(workbench, study, path)
+        return battle_log.import_battles(workbench, study, path)
     return importers.import_finetune_metadata(workbench, "curation", path)
 
 

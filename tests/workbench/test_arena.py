@@ -11,9 +11,14 @@ import pytest
 from PIL import Image, ImageOps
 from sqlalchemy import text
 
+from workbench.arena.battle_log import (
+    CLEAN_BATTLE_FIELDS,
+    clean_battles,
+    export_clean_battles,
+    import_battles,
+)
 from workbench.arena.battles import Arena, BattleFailed, Limits, RateLimited
 from workbench.arena.contestants import ContestantError, ContestantSpec, parse_contestants
-from workbench.arena.interop import CLEAN_BATTLE_FIELDS, clean_battles, export_clean_battles, import_battles
 from workbench.arena.leaderboard import arena_report
 from workbench.arena.store import (
     create_arena,

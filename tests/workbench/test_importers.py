@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import CurationCandidate, ImportedBattle, Item, Output
+from workbench.arena.battle_log import import_battles
 from workbench.importers import (
     ImportFailed,
-    import_battles,
     import_finetune_metadata,
     import_gedit_results,
     import_manifest,

@@ -113,7 +113,7 @@ def test_concurrent_raters_never_exceed_k(wb, make_study):
 def test_uncertain_mode_avoids_settled_pairs(wb, solid, tmp_path):
     import json
 
-    from workbench.importers import import_battles
+    from workbench.arena.battle_log import import_battles
 
     wb.create_study("u", k=10, pair_mode="uncertain")
     systems = ("strong", "mid", "weak")

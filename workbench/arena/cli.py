@@ -56,7 +56,7 @@ def _cmd_moderate(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from workbench.arena.interop import export_clean_battles
+    from workbench.arena.battle_log import export_clean_battles
 
     path = export_clean_battles(_workbench(args), args.study, args.out, public=args.public)
     _print({"written": str(path), "public": args.public})

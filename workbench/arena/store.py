@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, func, insert, select, update
@@ -31,7 +31,6 @@ from db.models import (
 )
 from workbench import scheduler
 from workbench.arena.contestants import ContestantSpec
-from workbench.arena.interop import epoch
 
 if TYPE_CHECKING:
     from workbench.service import StudyRef, Workbench
@@ -336,3 +335,8 @@ def system_health(wb: Workbench, study: StudyRef) -> list[dict[str, Any]]:
         entry["median_seconds"] = round(times[len(times) // 2], 3) if times else None
         out.append(entry)
     return out
+
+
+def epoch(moment: datetime) -> float:
+    """Seconds since 1970 (FastChat's ``tstamp``) of a stored timestamp (SQLite returns naive UTC)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()

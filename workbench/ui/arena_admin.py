@@ -9,8 +9,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from workbench.arena.battle_log import export_clean_battles, import_battles
 from workbench.arena.contestants import parse_contestants
-from workbench.arena.interop import export_clean_battles, import_battles
 from workbench.arena.leaderboard import arena_report
 from workbench.arena.store import (
     contestants,

@@ -18,7 +18,6 @@ import itertools
 import json
 import os
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from db.models import ImportedBattle, System, utcnow
+from workbench.arena.store import voted_battles
 from workbench.importers import ImportFailed, read_records
 
 if TYPE_CHECKING:
@@ -245,8 +245,6 @@ def _imported_records(s: Session, study_id: int) -> list[dict[str, Any]]:
 def clean_battles(wb: Workbench, study: StudyRef, public: bool = False) -> list[dict[str, Any]]:
     """The study's battles as ``clean_battle`` records: voted arena battles (``public``: without flagged
     prompts) and imported battles, ordered by time, then question id."""
-    from workbench.arena.store import voted_battles
-
     with wb.db.read.begin() as s:
         st = wb._study(s, study)
         records = voted_battles(s, st.id, public=public) + _imported_records(s, st.id)
@@ -264,8 +262,3 @@ def export_clean_battles(
     tmp.write_text(json.dumps(clean_battles(wb, study, public=public), ensure_ascii=False, indent=1), "utf-8")
     os.replace(tmp, target)
     return target
-
-
-def epoch(moment: datetime) -> float:
-    """Seconds since 1970 (FastChat's ``tstamp``) of a stored timestamp (SQLite returns naive UTC)."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
