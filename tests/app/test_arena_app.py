@@ -14,7 +14,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from tests.app.conftest import ADMIN_PASSWORD, free_port, scene
-from tests.app.test_browser import browser, open_app, shot  # noqa: F401 - browser is a fixture
+from tests.app.test_browser import open_app, shot
 from workbench.arena.battles import Arena, Limits
 from workbench.arena.demo import DEMO_ARENA, ensure_demo_arena
 
@@ -61,7 +61,7 @@ def battles_by_system(page) -> dict[str, int]:
 
 
 @pytest.mark.browser
-def test_whole_battle_in_the_browser(browser, arena_app, tmp_path):  # noqa: F811 - the imported fixture
+def test_whole_battle_in_the_browser(browser, arena_app, tmp_path):
     from playwright.sync_api import expect
 
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -117,7 +117,7 @@ def test_whole_battle_in_the_browser(browser, arena_app, tmp_path):  # noqa: F81
 
 
 @pytest.mark.browser
-def test_admin_arena_section(browser, arena_app):  # noqa: F811
+def test_admin_arena_section(browser, arena_app):
     from playwright.sync_api import expect
 
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})

@@ -90,8 +90,10 @@ def public_rows(frame: pd.DataFrame) -> list[list[Any]]:
     rows = []
     for r in frame.to_dict("records"):
         battles = int(r["battles"])
+        # Rank (UB) compares the intervals: without them it would rank on a handful of battles.
+        rank = int(r["rank"]) if battles >= MIN_BATTLES_FOR_CI else "–"
         rows.append([
-            int(r["rank"]), r["system"], _round(r["rating"]), _interval(r["ci_low"], r["ci_high"], battles),
+            rank, r["system"], _round(r["rating"]), _interval(r["ci_low"], r["ci_high"], battles),
             _interval(r["prompt_ci_low"], r["prompt_ci_high"], battles), battles, _round(r["win_rate"], 3),
         ])  # fmt: skip
     return rows
