@@ -95,7 +95,7 @@ def test_battle_vote_reveal_exactly_once(wb, photo):
 def test_chinese_prompt_and_edit_tab_validation(wb, photo):
     arena = _arena(wb)
     battle = arena.start("arena", "v", photo, "把背景变成蓝色")
-    assert battle["language"] == "cn"
+    assert battle["language"] == "zh"
     with pytest.raises(ValueError, match="Please type an instruction"):
         arena.start("arena", "v", photo, "   ")
     with pytest.raises(ValueError, match="under 1000 characters"):
@@ -214,7 +214,7 @@ def test_leaderboard_with_both_intervals(wb, photo):
         < board.loc["strong", "rating"]
         < board.loc["strong", "prompt_ci_high"]
     )
-    assert board["battles"].tolist() == [30, 30] and set(report["per_language"]) == {"en", "cn"}
+    assert board["battles"].tolist() == [30, 30] and set(report["per_language"]) == {"en", "zh"}
     assert set(report["per_category"]) == {"color"} and report["win_matrix"].loc[
         "strong", "weak"
     ] == pytest.approx(0.733, abs=1e-3)
