@@ -79,6 +79,11 @@ def main(argv: list[str] | None = None) -> None:
     settings.edit_settings = read_edit_settings(args.model)  # from the model's files: the weights load later
 
     def seed_demo(editor) -> None:
+        if settings.demo_study:
+            # After the editor, so that start-up is not slowed by loading the arena's models as well.
+            from workbench.arena.demo import warm_demo_arena
+
+            warm_demo_arena()
         if samples:
             ensure_demo_studies(wb, editor, samples, marker=settings.data_dir / ".demo-studies-done")
             print(

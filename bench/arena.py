@@ -48,7 +48,7 @@ def start_app(root: Path, db_url: str | None):  # (demo, url, workbench)
     settings = AppSettings(data_dir=root / "data", admin_password="bench", port=0, demo_study=False)
     wb = Workbench(db_url=db_url or f"sqlite:///{root / 'bench.db'}", data_dir=settings.data_dir)
     wb.init()
-    ensure_demo_arena(wb, warm=False)
+    ensure_demo_arena(wb)
     demo = build_demo(settings, None, wb)
     demo.queue(default_concurrency_limit=8, max_size=256)
     kwargs = launch_kwargs(settings) | {"server_port": None}

@@ -37,7 +37,7 @@ def arena_app(tmp_path_factory, editor) -> Iterator[SimpleNamespace]:
     )
     wb = Workbench(db_url=f"sqlite:///{root}/wb.db", data_dir=settings.data_dir)
     wb.init()
-    ensure_demo_arena(wb, warm=False)
+    ensure_demo_arena(wb)
     seeded = Arena(wb, limits=Limits(per_minute=10, per_day=10))
     seeded.vote(seeded.start(DEMO_ARENA, "seed", scene(1, 64), "make the background blue")["battle_id"], "A")
     demo = build_demo(settings, editor, wb)

@@ -16,21 +16,25 @@ DEMO_ARENA = "demo-arena"
 log = logging.getLogger(__name__)
 
 
-def ensure_demo_arena(wb: Workbench, warm: bool = True) -> bool:
-    """Create the demo arena unless a study of that name exists; True when it was created. With ``warm``, load
-    its models in a background thread so the first battle does not wait for them."""
-    specs = demo_contestants()
-    created = False
-    if DEMO_ARENA not in {s["name"] for s in wb.list_studies()}:
-        try:
-            create_arena(wb, DEMO_ARENA, specs, guidelines="Two versions of the embedded nano editor.")
-            created = True
-        except ValueError:  # another replica created it first
-            pass
-    if warm:
-        threading.Thread(target=_warm, args=([s.config["model"] for s in specs],), daemon=True,
-                         name="arena-warm-up").start()  # fmt: skip
-    return created
+def ensure_demo_arena(wb: Workbench) -> bool:
+    """Create the demo arena unless a study of that name exists; True when it was created."""
+    if DEMO_ARENA in {s["name"] for s in wb.list_studies()}:
+        return False
+    try:
+        create_arena(
+            wb, DEMO_ARENA, demo_contestants(), guidelines="Two versions of the embedded nano editor."
+        )
+    except ValueError:  # another replica created it first
+        return False
+    return True
+
+
+def warm_demo_arena() -> threading.Thread:
+    """Load the demo arena's models in a background thread, so the first battle does not wait for them."""
+    models = [spec.config["model"] for spec in demo_contestants()]
+    thread = threading.Thread(target=_warm, args=(models,), daemon=True, name="arena-warm-up")
+    thread.start()
+    return thread
 
 
 def _warm(models: list[str]) -> None:
