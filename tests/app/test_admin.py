@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -59,9 +60,13 @@ def test_raters_progress_and_export(ctx, workbench):
     workbench.submit_vote(task["impression_id"], "ann", "A", idempotency_key="k1")
     table = admin.progress_table(ctx, "pref")
     assert table.loc[table["rater"] == "ann", "votes"].item() == 1
-    with zipfile.ZipFile(export_zip(workbench, "pref", ctx.settings.export_dir)) as zf:
+    exported = export_zip(workbench, "pref")
+    with zipfile.ZipFile(exported) as zf:
         assert any(n.startswith("votes") and n.endswith(".csv") for n in zf.namelist())
     board, heat, *tables, csv = results.render(ctx, "pref")
+    # Admin downloads live in private temp folders, never in the (served) data folder.
+    data = ctx.settings.data_dir.resolve()
+    assert not Path(exported).resolve().is_relative_to(data) and not Path(csv).resolve().is_relative_to(data)
     with zipfile.ZipFile(csv) as zf:
         assert {"leaderboard.csv", "win_matrix.csv", "raters.csv"} <= set(zf.namelist())
     assert not tables[0].empty and set(tables[0]["system"]) <= {"system-0", "system-1", "system-2"}

@@ -13,7 +13,8 @@ from PIL import Image
 from workbench.ui import curate, edit, rate
 from workbench.ui.auth import is_admin
 from workbench.ui.rating import PUBLIC_IMPRESSION_KEYS, new_task, public_json
-from workbench.ui.viewer import Pane, compare_viewer_html, file_url
+from workbench.ui.serving import image_url
+from workbench.ui.viewer import Pane, compare_viewer_html
 
 
 def count(wb, table: str) -> int:
@@ -31,17 +32,22 @@ def candidate_rows(wb) -> list:
 # ---------------------------------------------------------------- viewer
 
 
-def test_viewer_escapes_labels_and_paths(tmp_path):
-    odd = tmp_path / 'a"b<c>.png'
-    html = compare_viewer_html([Pane("<script>x</script>", odd, "source"), Pane("A", odd)])
+SHA = "ab" * 32
+
+
+def test_viewer_escapes_labels(tmp_path):
+    stored = tmp_path / "ab" / f"{SHA}.png"
+    html = compare_viewer_html([Pane("<script>x</script>", stored, "source"), Pane("A", stored)])
     assert "<script>x" not in html and "&lt;script&gt;x" in html
-    assert 'a"b' not in html and "%22" in html and "%3C" in html
     assert html.count('class="sx-pane"') == 2 and "sx-diff" in html
 
 
-def test_file_url_is_relative_and_quoted(tmp_path):
-    url = file_url(tmp_path / "x y.png")
-    assert url.startswith("gradio_api/file=/") and url.endswith("x%20y.png")
+def test_image_url_names_the_content_hash_only(tmp_path):
+    url = image_url(tmp_path / "secret-data-dir" / "ab" / f"{SHA}.png")
+    assert url == f"studio/img/{SHA}.png"
+    for odd in ('a"b<c>.png', "../workbench.db", f"{SHA}.png.bak"):
+        with pytest.raises(ValueError):
+            image_url(tmp_path / odd)
 
 
 # ---------------------------------------------------------------- rate

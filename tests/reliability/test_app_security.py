@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -268,3 +269,47 @@ def test_no_secret_or_token_is_logged(live_app: LiveApp) -> None:
     log = live_app.log_path.read_text(errors="replace")
     assert "Serving after" in log, "the app log was not captured"
     assert PASSWORD not in log and TOKEN not in log
+
+
+def _data_files(app: LiveApp) -> list[Path]:
+    return [p for p in app.data_dir.rglob("*") if p.is_file()]
+
+
+def test_nothing_in_the_data_folder_is_served_by_path(live_app: LiveApp) -> None:
+    """After an admin computed results, an anonymous client asks Gradio's file routes for every file in the
+    data folder (and the old fixed export names): none answers 200."""
+    admin = _client(live_app)
+    *_, download = admin.predict(PASSWORD, "blind", api_name="/stats")
+    served = str(download)
+    assert str(live_app.data_dir) not in served and str(live_app.data_dir.resolve()) not in served
+    rater = _client(live_app)
+    _next(rater, "blind", "r3")  # at least one image shown to a rater
+    wanted = _data_files(live_app) + [
+        live_app.data_dir / "exports" / f"{n}-blind.zip" for n in ("results", "export")
+    ]
+    assert any(p.suffix == ".png" for p in wanted)
+    base = live_app.url + "gradio_api/"
+    answered = {}
+    for path in wanted:
+        for route in (f"file={path}", f"file={quote(str(path))}", f"file/{path}", f"file=data/../{path}"):
+            status = httpx.get(base + route, timeout=30).status_code
+            if status == 200:
+                answered[route] = status
+    assert answered == {}, f"files of the data folder answered 200: {sorted(answered)[:5]}"
+
+
+def test_rater_images_reveal_neither_the_data_folder_nor_write_times(live_app: LiveApp) -> None:
+    from workbench.images import CRITICAL_CHUNKS, png_chunk_types
+
+    client = _client(live_app)
+    shown = _next(client, "blind", "r3")[0]
+    for key in ("source_url", "left_url", "right_url"):
+        url = shown[key]
+        assert re.fullmatch(r"studio/img/[0-9a-f]{64}\.png", url), url
+        reply = httpx.get(httpx.URL(live_app.url).join(url), timeout=30)
+        assert reply.status_code == 200
+        leaked = {h for h in ("etag", "last-modified", "date-modified") if h in reply.headers}
+        assert leaked == set(), f"{key}: write-time headers {leaked}"
+        assert set(png_chunk_types(reply.content)) <= set(CRITICAL_CHUNKS)
+    for probe in ("studio/img/../wb.db", "studio/img/" + "0" * 64 + ".png", "studio/img/exports"):
+        assert httpx.get(live_app.url + probe, timeout=30).status_code == 404, probe

@@ -37,7 +37,9 @@ def png_with_every_ancillary_chunk(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "PNG", pnginfo=info, icc_profile=marked_srgb_profile(), exif=exif.tobytes(), dpi=(72, 72))
     data = buf.getvalue()
-    extra = _chunk(b"tIME", struct.pack(">HBBBBB", 2026, 1, 2, 3, 4, 5)) + _chunk(b"gAMA", struct.pack(">I", 45455))
+    extra = _chunk(b"tIME", struct.pack(">HBBBBB", 2026, 1, 2, 3, 4, 5)) + _chunk(
+        b"gAMA", struct.pack(">I", 45455)
+    )
     return data[:33] + extra + data[33:]  # right after IHDR
 
 

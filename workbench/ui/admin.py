@@ -113,7 +113,7 @@ def build(ctx: UIContext) -> gr.Dropdown:
     )
     show.click(guarded(progress_table), [password, study], [progress], api_visibility="private", **DB_EVENT)
     export.click(
-        guarded(lambda c, s: str(export_zip(c.workbench, s, c.settings.export_dir))),
+        guarded(lambda c, s: str(export_zip(c.workbench, s))),
         [password, study],
         [export_file],
         api_visibility="private",

@@ -6,7 +6,8 @@ from typing import Any
 
 import gradio as gr
 
-from workbench.ui import admin, arena, arena_admin, curate, edit, rate, results
+from workbench.images import ImageStore
+from workbench.ui import admin, arena, arena_admin, curate, edit, rate, results, serving
 from workbench.ui.context import UIContext, study_names
 from workbench.ui.page import css, head_html
 from workbench.ui.settings import AppSettings
@@ -62,7 +63,10 @@ def launch_kwargs(settings: AppSettings) -> dict[str, Any]:
         "ssr_mode": False,
         "footer_links": ["api"],
         "max_file_size": settings.max_file_size,
-        # Only these folders are served: the content-addressed image store, edit results and exports.
-        "allowed_paths": [str(data / "images"), str(data / "edits"), str(settings.export_dir.resolve())],
+        # Handlers may return edit results and stored images (e.g. the Arena admin's gallery); Gradio copies
+        # them into its cache. Nothing in the data folder is served by path (serving.DataFolderGuard): raters'
+        # images go through the image store's own route.
+        "allowed_paths": [str(data / "images"), str(data / "edits")],
+        "app_kwargs": serving.app_kwargs(data, ImageStore(data / "images")),
         "show_error": False,
     }

@@ -11,7 +11,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.ui.context import escape, require
-from workbench.ui.viewer import file_url
+from workbench.ui.serving import image_url
 
 HANDLE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 # The only impression fields a rater's browser or API client ever receives: no system name or id.
@@ -69,7 +69,7 @@ def public_json(task: dict[str, Any] | None) -> dict[str, Any]:
     """What API clients receive: public fields plus image URLs (content-hash file names only)."""
     if task is None:
         return {"done": True}
-    urls = {k.replace("_path", "_url"): file_url(p) for k, p in task["paths"].items()}
+    urls = {k.replace("_path", "_url"): image_url(p) for k, p in task["paths"].items()}
     return {**task["public"], **urls, "done": False}
 
 

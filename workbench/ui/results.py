@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +13,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from workbench.csvsafe import csv_text
 from workbench.ui.auth import is_admin
 from workbench.ui.context import DB_EVENT, UIContext, require, study_picker, user_errors
+from workbench.ui.downloads import private_zip, safe_name
 
 # Tables shown (and exported) from wb.stats(study); the win matrix is drawn as a heatmap and exported too.
 SECTIONS = ("leaderboard", "per_category", "per_language", "agreement", "position_bias", "raters", "curation")
@@ -86,18 +86,11 @@ def heatmap_plot(df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def csv_bundle(stats: dict[str, Any], study: str, folder: Path) -> Path:
-    """All tables as CSV files in one zip (leaderboard.csv, win_matrix.csv, ...)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in study)[:80] or "study"
-    path = folder / f"results-{safe}.zip"
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name in SECTIONS:
-            zf.writestr(f"{name}.csv", as_frame(stats.get(name)).to_csv(index=False))
-        zf.writestr("win_matrix.csv", win_matrix_frame(stats.get("win_matrix")).to_csv())
-    path.write_bytes(buf.getvalue())
-    return path
+def csv_bundle(stats: dict[str, Any], study: str) -> Path:
+    """All tables as CSV files in one private zip (leaderboard.csv, win_matrix.csv, ...)."""
+    members = [(f"{name}.csv", csv_text(as_frame(stats.get(name)), index=False)) for name in SECTIONS]
+    members.append(("win_matrix.csv", csv_text(win_matrix_frame(stats.get("win_matrix")))))
+    return private_zip(f"results-{safe_name(study)}.zip", members)
 
 
 def render(ctx: UIContext, study: str) -> tuple:
@@ -107,7 +100,7 @@ def render(ctx: UIContext, study: str) -> tuple:
     tables = [
         as_frame(stats.get(name)).round(3) for name in SECTIONS
     ]  # display; the CSV keeps full precision
-    csv = csv_bundle(stats, study, ctx.settings.export_dir)
+    csv = csv_bundle(stats, study)
     board_fig, heat_fig = (
         leaderboard_plot(stats.get("leaderboard") or []),
         heatmap_plot(win_matrix_frame(stats.get("win_matrix"))),

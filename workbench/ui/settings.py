@@ -39,8 +39,3 @@ class AppSettings:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
-
-    @property
-    def export_dir(self) -> Path:
-        """Where exports and edit downloads are written (served to the browser)."""
-        return self.data_dir / "exports"

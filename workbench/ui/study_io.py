@@ -13,6 +13,7 @@ from typing import Any
 
 from workbench.export import export_study
 from workbench.importers import import_finetune_metadata, import_manifest
+from workbench.ui.downloads import private_zip, safe_name
 
 MAX_UNPACKED_BYTES = 4 * 1024**3
 MAX_MEMBERS = 200_000
@@ -63,14 +64,8 @@ def _import_file(wb: Any, study: str, path: Path) -> dict[str, Any]:
     )
 
 
-def export_zip(wb: Any, study: str, folder: Path) -> Path:
-    """All tables of the study (CSV and JSONL) in one zip under `folder`."""
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in study)[:80] or "study"
+def export_zip(wb: Any, study: str) -> Path:
+    """All tables of the study (CSV and JSONL) in one private zip (see workbench.ui.downloads)."""
     with tempfile.TemporaryDirectory(prefix="study-export-") as tmp:
         files = export_study(wb, study, tmp, formats=("csv", "jsonl"))
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"export-{safe}.zip"
-        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-            for f in files:
-                zf.write(f, f.name)
-    return target
+        return private_zip(f"export-{safe_name(study)}.zip", [(f.name, f) for f in files])

@@ -1,7 +1,7 @@
 """HTML for the compare viewer: N images that zoom and pan together (behaviour in static/studio.js).
 
-Images are referenced by URL, never inlined, so the browser receives the stored bytes unchanged (lossless PNG,
-content-hash file names). Every string that reaches the page is escaped here.
+Images are referenced by URL, never inlined: the image store's own route (workbench.ui.serving), whose URLs
+name the content hash only. Every string that reaches the page is escaped here.
 """
 
 from __future__ import annotations
@@ -9,14 +9,8 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
-FILE_ROUTE = "gradio_api/file="  # relative, so the app also works under a root_path or behind a proxy
-
-
-def file_url(path: str | Path) -> str:
-    """URL under which Gradio serves `path` (the folder must be in launch(allowed_paths=...))."""
-    return FILE_ROUTE + quote(str(Path(path).resolve()), safe="/")
+from workbench.ui.serving import image_url
 
 
 @dataclass(frozen=True)
@@ -29,7 +23,7 @@ class Pane:
 
 
 def _pane_html(pane: Pane, source_url: str) -> str:
-    url = html.escape(file_url(pane.path), quote=True)
+    url = html.escape(image_url(pane.path), quote=True)
     label = html.escape(pane.label)
     alt = ""
     if pane.role == "output":
@@ -52,7 +46,7 @@ def compare_viewer_html(panes: list[Pane], aspect: float = 1.0) -> str:
     if not panes:
         return ""
     source = next((p for p in panes if p.role == "source"), panes[0])
-    source_url = file_url(source.path)
+    source_url = image_url(source.path)
     has_outputs = any(p.role == "output" for p in panes)
     modes = (
         '<button data-sx-mode="flicker" title="Alternate each output with the source (F)">Flicker</button>'
