@@ -3,7 +3,8 @@
 Tables written per study: ``votes`` (current votes in FastChat's shape, for analysis), ``vote_history`` (every
 row, undos and edits included), ``impressions`` (what each rater saw, with sides), ``items``; for curation
 studies ``decisions`` (current), ``decision_history`` and ``candidates``. Nested values (metadata, reasons) are
-JSON text in CSV/Parquet and objects in JSONL.
+JSON text in CSV/Parquet and objects in JSONL. CSV cells that a spreadsheet would evaluate are neutralised
+(workbench.csvsafe); Parquet and JSONL keep the raw values.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
 from db.models import CurationCandidate, Decision, Impression, Item, Output, Rater, System, Vote
+from workbench.csvsafe import write_csv
 from workbench.curation import StudyRef
 from workbench.reading import StudyReader
 from workbench.results import decisions_frame, votes_frame
@@ -132,7 +134,7 @@ def write_table(frame: pd.DataFrame, path_without_suffix: Path, fmt: str) -> Pat
             **{c: pd.to_datetime(frame[c], utc=True) for c in frame.columns if c.endswith("_at")}
         ).to_json(tmp, orient="records", lines=True, date_format="iso", force_ascii=False)
     elif fmt == "csv":
-        _flat(frame).to_csv(tmp, index=False)
+        write_csv(_flat(frame), tmp)
     else:
         _flat(frame).to_parquet(tmp, index=False)
     os.replace(tmp, path)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from workbench.csvsafe import write_csv
 from workbench.gedit import LANGUAGES, TASK_TYPES
 
 METRICS = ("SC", "PQ", "O")
@@ -202,7 +203,7 @@ def export_official_csv(df: pd.DataFrame, out_root: Path, model: str, judge: str
             }
         )
         path = folder / f"{model}_{task_type}_all_vie_score.csv"
-        table.to_csv(path, index=False)
+        write_csv(table, path)  # neutralised like every CSV the project writes
         written.append(path)
     return written
 
