@@ -22,6 +22,25 @@ from workbench.images import ImageLike
 StudyRef = int | str
 
 
+def _check_new_triplet(
+    s: Session, study: Study, source_hash: str, instruction: str, target_hash: str
+) -> None:
+    """Refuse a (source, instruction, output) triplet the study already holds: a repeated send or import would
+    otherwise queue the same review twice."""
+    taken = s.scalars(
+        select(CurationCandidate.id).where(
+            CurationCandidate.study_id == study.id,
+            CurationCandidate.source_hash == source_hash,
+            CurationCandidate.target_hash == target_hash,
+            CurationCandidate.instruction == instruction,
+        )
+    ).first()
+    if taken is not None:
+        raise ValueError(
+            f"study {study.name!r} already holds this (source, instruction, output) triplet (candidate {taken})"
+        )
+
+
 class CurationMixin:
     """add_candidate / next_candidate / submit_decision / undo_decision."""
 
@@ -47,6 +66,7 @@ class CurationMixin:
             )
         check_text(instruction, "instruction")
         check_new_key(s, CurationCandidate, study, key, "candidate")
+        _check_new_triplet(s, study, source_hash, instruction, target_hash)
         row = CurationCandidate(
             study_id=study.id,
             external_key=key,

@@ -127,6 +127,39 @@ def test_admin_rights(ctx, workbench, admin_password):
     assert is_admin(ctx, None, stranger)
 
 
+def test_password_guessing_backs_off_per_client(ctx, admin_password):
+    from workbench.ui.throttle import FREE_TRIES, Backoff
+
+    now = [0.0]
+    ctx.limits.logins = Backoff(clock=lambda: now[0])
+    for _ in range(FREE_TRIES):
+        assert not is_admin(ctx, "guess", None, handle="mallory")
+    # Locked now: even the right password is refused unchecked until the wait is over.
+    with pytest.raises(gr.Error, match="Too many wrong passwords"):
+        is_admin(ctx, admin_password, None)
+    now[0] += 1.5
+    assert not is_admin(ctx, "guess", None)  # one more failure: the wait doubles
+    now[0] += 1.5
+    with pytest.raises(gr.Error, match="try again in 1 s"):
+        is_admin(ctx, admin_password, None)
+    now[0] += 1.0
+    assert is_admin(ctx, admin_password, None)  # success clears this client
+
+
+def test_password_guessing_on_one_handle_backs_off_across_clients(ctx, admin_password, monkeypatch):
+    from workbench.ui import auth
+    from workbench.ui.throttle import FREE_TRIES, Backoff
+
+    ctx.limits.logins = Backoff(clock=lambda: 0.0)
+    addresses = iter(f"client:10.0.0.{i}" for i in range(100))
+    monkeypatch.setattr(auth, "client_key", lambda: next(addresses))  # every guess from a new address
+    for _ in range(FREE_TRIES):
+        assert not is_admin(ctx, "guess", None, handle="mallory")
+    with pytest.raises(gr.Error, match="Too many wrong passwords"):
+        is_admin(ctx, admin_password, None, handle="mallory")
+    assert is_admin(ctx, admin_password, None, handle="alice")  # other handles are unaffected
+
+
 # ---------------------------------------------------------------- edit
 
 
@@ -176,17 +209,17 @@ def test_edit_bad_input_gives_clear_message(ctx, tmp_path, content, instruction,
         edit.run_edit(ctx, str(path), instruction, 2, 6.0, 0, False, 512, [])
 
 
-def test_send_to_study_records_a_candidate(ctx, workbench, tmp_path, make_scene):
+def test_send_to_study_records_a_candidate(ctx, workbench, tmp_path, make_scene, admin_password):
     src = tmp_path / "in.png"
     make_scene(3).save(src)
     _, _, _, hist, _ = edit.run_edit(ctx, str(src), "把它变成绿色", 2, 6.0, 1, False, 512, [])
     before = count(workbench, "curation_candidates")
-    assert "Recorded" in edit.send_to_study(ctx, "cur", "color_alter", hist)
+    assert "Recorded" in edit.send_to_study(ctx, "cur", "color_alter", hist, admin_password)
     assert count(workbench, "curation_candidates") == before + 1
     stored = candidate_rows(workbench)[-1]
     assert (stored.language, stored.category, stored.instruction) == ("zh", "color_alter", "把它变成绿色")
     with pytest.raises(gr.Error):
-        edit.send_to_study(ctx, "cur", None, [])
+        edit.send_to_study(ctx, "cur", None, [], admin_password)
 
 
 def test_history_gallery_shows_the_last_turns_with_their_numbers():
@@ -197,3 +230,30 @@ def test_history_gallery_shows_the_last_turns_with_their_numbers():
         and items[0] == ("/x/9.png", "9. edit 9")
         and items[-1][1] == "20. edit 20"
     )
+
+
+def test_send_to_study_needs_curator_rights_refuses_repeats_and_is_rate_limited(
+    ctx, workbench, tmp_path, make_scene, admin_password
+):
+    from workbench.ui.context import user_errors
+    from workbench.ui.throttle import RateLimit
+
+    src = tmp_path / "in.png"
+    make_scene(4).save(src)
+    _, _, _, hist, _ = edit.run_edit(ctx, str(src), "make it blue", 2, 6.0, 1, False, 512, [])
+    before = count(workbench, "curation_candidates")
+    for secret in (None, "", "wrong"):
+        with pytest.raises(gr.Error, match="curator rights"):
+            edit.send_to_study(ctx, "cur", None, hist, secret)
+    send = user_errors(edit.send_to_study)  # how the app calls it: workbench errors become messages
+    assert "Recorded" in send(ctx, "cur", None, hist, admin_password)
+    with pytest.raises(gr.Error, match="already holds this"):
+        send(ctx, "cur", None, hist, admin_password)
+    assert count(workbench, "curation_candidates") == before + 1
+    ctx.limits.sends = RateLimit(limit=1, window_s=60)
+    _, _, _, hist, _ = edit.run_edit(ctx, str(src), "make it grey", 2, 6.0, 1, False, 512, hist)
+    send(ctx, "cur", None, hist, admin_password)
+    _, _, _, hist, _ = edit.run_edit(ctx, str(src), "make it pink", 2, 6.0, 1, False, 512, hist)
+    with pytest.raises(gr.Error, match="Too many"):
+        send(ctx, "cur", None, hist, admin_password)
+    assert count(workbench, "curation_candidates") == before + 2

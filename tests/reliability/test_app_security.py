@@ -313,3 +313,34 @@ def test_rater_images_reveal_neither_the_data_folder_nor_write_times(live_app: L
         assert set(png_chunk_types(reply.content)) <= set(CRITICAL_CHUNKS)
     for probe in ("studio/img/../wb.db", "studio/img/" + "0" * 64 + ".png", "studio/img/exports"):
         assert httpx.get(live_app.url + probe, timeout=30).status_code == 404, probe
+
+
+def test_anonymous_send_to_study_is_refused(live_app: LiveApp) -> None:
+    from gradio_client.exceptions import AppError
+
+    before = table_counts(live_app.db_url)
+    for secret in ("", "wrong-password"):
+        with pytest.raises(AppError, match="curator rights"):
+            _client(live_app).predict("blind", secret, api_name="/send_to_study")
+    assert table_counts(live_app.db_url) == before
+    _client(live_app).predict(PASSWORD, "blind", api_name="/stats")  # clear this client's failure count
+
+
+def test_password_guessing_is_slowed_down(live_app: LiveApp) -> None:
+    """A raw client guessing the admin password is locked out after a few tries; the right password waits too."""
+    import time
+
+    from gradio_client.exceptions import AppError
+
+    client = _client(live_app)
+    refusals = []
+    for i in range(8):
+        with pytest.raises(AppError) as refused:
+            client.predict(f"guess-{i}", "blind", api_name="/stats")
+        refusals.append(str(refused.value))
+    assert any("Too many wrong passwords" in r for r in refusals), refusals
+    with pytest.raises(AppError, match="Too many wrong passwords"):
+        client.predict(PASSWORD, "blind", api_name="/stats")
+    wait = int(re.search(r"again in (\d+) s", refusals[-1]).group(1))
+    time.sleep(wait + 0.5)
+    assert client.predict(PASSWORD, "blind", api_name="/stats") is not None  # success clears the count

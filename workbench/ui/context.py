@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import html
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import gradio as gr
 from sqlalchemy.exc import OperationalError
 
 from workbench.ui.settings import AppSettings
+from workbench.ui.throttle import Limits
 
 # Model events share one slot (one GPU); database events run side by side (SQLite/PostgreSQL serialise writers).
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,6 +28,7 @@ class UIContext:
     settings: AppSettings
     editor: Any  # Step1XEditPipeline (or anything with the same __call__ and .name)
     workbench: Any  # workbench.service.Workbench
+    limits: Limits = field(default_factory=Limits)  # login backoff and write rate limits of this app
 
     @property
     def editor_name(self) -> str:

@@ -127,7 +127,7 @@ def build(ctx: UIContext) -> gr.Dropdown:
     def check(typed, secret, profile):
         handle = resolve_handle(typed, profile)
         require(
-            is_admin(ctx, secret, profile),
+            is_admin(ctx, secret, profile, handle),
             "Curation needs curator rights: enter the curator/admin password (or log in as an admin on the Space).",
         )
         return handle

@@ -7,6 +7,7 @@ size and step count, without CFG. `layout` builds the widgets, `wire` connects t
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from model.edit_settings import CFG_OFF, EditSettings, settings_from_config, set
 from workbench.gedit import TASK_TYPES
 from workbench.images import ImageStore
 from workbench.instructions import MAX_INSTRUCTION_CHARS, instruction_language, instruction_problem
+from workbench.ui.auth import is_admin
 from workbench.ui.context import (
     DB_EVENT,
     GPU_EVENT,
@@ -28,6 +30,7 @@ from workbench.ui.context import (
 )
 from workbench.ui.edit_images import download_copy, fit_to_model, for_display
 from workbench.ui.gpu import gpu
+from workbench.ui.throttle import client_key
 from workbench.ui.uploads import clear_upload_errors, read_upload
 
 MAX_SEED = 2**31 - 1
@@ -167,13 +170,26 @@ def history_gallery(history: list[dict[str, Any]] | None) -> list[tuple[str, str
 
 
 def send_to_study(
-    ctx: UIContext, study: str | None, category: str | None, history: list[dict[str, Any]] | None
+    ctx: UIContext,
+    study: str | None,
+    category: str | None,
+    history: list[dict[str, Any]] | None,
+    password: str | None = None,
+    profile: gr.OAuthProfile | None = None,
 ) -> str:
     """Record the latest turn as a (source, instruction, result) candidate in a curation study, with the
     instruction's language and the category the user picked (optional).
 
-    Preference items need outputs from two or more systems, so single edits go to curation studies.
+    Preference items need outputs from two or more systems, so single edits go to curation studies. A candidate
+    becomes a curator's next item, so sending needs curator rights and is rate-limited per client; the workbench
+    refuses a triplet the study already holds.
     """
+    require(
+        is_admin(ctx, password, profile),
+        "Sending to a study needs curator rights: enter the curator/admin password (or log in as an admin).",
+    )
+    wait = ctx.limits.sends.take(client_key())
+    require(wait == 0, f"Too many edits sent to studies: try again in {math.ceil(wait)} s.")
     require(history, "Run an edit first; then it can be sent to a study.")
     require(study, "Pick a curation study to send the edit to.")
     turn = history[-1]
@@ -220,6 +236,7 @@ class EditWidgets:
     gallery: gr.Gallery
     study: gr.Dropdown
     category: gr.Dropdown
+    send_password: gr.Textbox
     send: gr.Button
     send_status: gr.HTML
 
@@ -334,12 +351,16 @@ def layout(ctx: UIContext, settings: EditSettings) -> EditWidgets:
                         list(TASK_TYPES), value=None, allow_custom_value=True, label="Category (optional)",
                         elem_id="edit-category",
                     )  # fmt: skip
+                    send_password = gr.Textbox(
+                        label="Curator password", type="password", elem_id="edit-send-password"
+                    )
                 send = gr.Button("Send", elem_id="edit-send")
                 send_status = gr.HTML()
     return EditWidgets(
         history=history, image=image, instruction=instruction, run=run, result=result, notice=notice,
         used_seed=used_seed, download=download, continue_btn=continue_btn, undo_btn=undo_btn, gallery=gallery,
-        study=study, category=category, send=send, send_status=send_status, **controls,
+        study=study, category=category, send_password=send_password, send=send, send_status=send_status,
+        **controls,
     )  # fmt: skip
 
 
@@ -400,9 +421,14 @@ def wire(ctx: UIContext, w: EditWidgets) -> None:
         api_visibility="private",
         queue=False,
     )
+
+    @user_errors
+    def on_send(study_name, category, hist, secret, profile: gr.OAuthProfile | None = None):
+        return send_to_study(ctx, study_name, category, hist, secret, profile)
+
     w.send.click(
-        user_errors(lambda s, c, h: send_to_study(ctx, s, c, h)),
-        [w.study, w.category, w.history],
+        on_send,
+        [w.study, w.category, w.history, w.send_password],
         [w.send_status],
         api_name="send_to_study",
         **DB_EVENT,
