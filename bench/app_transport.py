@@ -132,7 +132,8 @@ class AppTransport:
         return Ack(voted_on, choice, stored=ALREADY not in status)
 
     def vote(self, rater: str, impression_id: int, choice: str, duplicate: bool) -> list[Ack]:
-        args = (self.study, rater, choice, None, None, None, "")
+        # The last input is the impression on screen, as the page sends it: the vote is bound to it.
+        args = (self.study, rater, choice, None, None, None, "", self.on_screen.get(rater))
         try:
             if not duplicate:
                 outputs = self._client(rater).predict(*args, api_name="/submit_vote")

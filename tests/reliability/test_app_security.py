@@ -6,6 +6,7 @@ root) so the disk can be filled; a secret password and token are in its environm
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import subprocess
@@ -208,6 +209,8 @@ def test_instruction_and_comment_are_escaped_in_the_browser(live_app: LiveApp, c
         page = browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        joins: list[str] = []  # event requests: the submit must carry the impression shown
+        page.on("request", lambda r: joins.append(r.post_data or "") if "queue/join" in r.url else None)
         page.goto(live_app.url)
         page.wait_for_function("window.__studioLoaded === true", timeout=60_000)  # the app's readiness marker
         page.get_by_role("tab", name="Rate", exact=True).click()
@@ -223,6 +226,8 @@ def test_instruction_and_comment_are_escaped_in_the_browser(live_app: LiveApp, c
         expect(page.locator("#rate-status")).to_contain_text("Saved", timeout=30_000)
         assert page.evaluate("typeof window.__pwned") == "undefined", "injected markup ran in the page"
         assert page.locator("#rate-instruction img").count() == 0
+        submits = [json.loads(j)["data"] for j in joins if "onerror=window.__pwned=1>" in j and '"A"' in j]
+        assert any(isinstance(v, dict) and v.get("impression_id") for d in submits for v in d), submits
         browser.close()
     comments = [r.comment for r in _vote_rows(live_app) if r.handle == "r1"]
     assert XSS in comments, "the comment must be stored verbatim (escaping happens on display)"
@@ -344,3 +349,30 @@ def test_password_guessing_is_slowed_down(live_app: LiveApp) -> None:
     wait = int(re.search(r"again in (\d+) s", refusals[-1]).group(1))
     time.sleep(wait + 0.5)
     assert client.predict(PASSWORD, "blind", api_name="/stats") is not None  # success clears the count
+
+
+def test_a_replayed_submit_never_lands_on_an_unseen_item(
+    live_app: LiveApp, app_transport: ModuleType
+) -> None:
+    """Browser protocol: two submits of one screen at once, and a late replay of an answered screen. Each screen
+    gets exactly one vote, on the impression the rater saw; a replay answers "Already saved" and writes nothing."""
+    from browser_protocol import BrowserProtocolSession
+
+    session = BrowserProtocolSession(live_app.url)
+    imp, status = app_transport.IMPRESSION, app_transport.STATUS
+    shown = session.predict("blind", "dbl", api_name="/next_item")[imp]
+    answered = []
+    for _ in range(4):
+        args = ("blind", "dbl", "A", None, None, None, "", shown)
+        replies = session.submit_together([args, args], "/submit_vote")
+        assert sorted("Already" in r[status] for r in replies) == [False, True], [r[status] for r in replies]
+        answered.append(shown["impression_id"])
+        current = max(replies, key=lambda r: r[imp]["progress"]["done"])[imp]
+        before = table_counts(live_app.db_url)
+        late = session.predict(*args, api_name="/submit_vote")  # the same screen, after its reply came back
+        assert "Already saved" in late[status] and late[imp]["impression_id"] == current["impression_id"]
+        assert table_counts(live_app.db_url) == before
+        shown = current
+    votes = [r for r in _vote_rows(live_app) if r.handle == "dbl"]
+    assert sorted(v.impression_id for v in votes) == sorted(answered), "a vote landed on a screen nobody saw"
+    session.close()

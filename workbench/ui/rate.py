@@ -86,9 +86,20 @@ def submit_vote(
     quality: float | None,
     overall: float | None,
     comment: str | None,
+    shown: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any] | None, str]:
-    """Store the vote for the impression on screen (once per impression key); returns (next task, message)."""
+    """Store the vote for the impression on screen (once per impression key); returns (next task, message).
+
+    ``shown`` is the impression the browser displayed when the rater answered. A second submit of one screen (a
+    double click, a retry) can reach the server after the first one already moved the session to the next
+    item; it must not become a vote on that unseen item, so it is answered from the session and writes nothing.
+    """
     require(task, "There is no item on screen: sign in and press Start.")
+    seen = shown.get("impression_id") if isinstance(shown, dict) else None
+    if seen is not None and seen != task["public"]["impression_id"]:
+        if seen == task.get("answered"):
+            return task, "Already saved (duplicate submit ignored) ✓"
+        return task, "That screen is no longer current: nothing was saved. Answer the one shown now."
     require(choice in {"A", "B", "tie", "both_bad"}, "Pick A, B, tie or both bad first (keys 1-4).")
     comment = (comment or "").strip()
     require(len(comment) <= MAX_COMMENT_CHARS, f"Keep the comment under {MAX_COMMENT_CHARS} characters.")
@@ -107,7 +118,10 @@ def submit_vote(
         seconds_on_task=seconds_on_task(task),
     )
     message = "Saved ✓" if rec["stored"] else "Already saved (duplicate submit ignored) ✓"
-    return next_item(ctx, task["study"], handle), message
+    nxt = next_item(ctx, task["study"], handle)
+    if nxt is not None:  # remember the screen just answered, to recognise a late replay of it
+        nxt["answered"] = task["public"]["impression_id"]
+    return nxt, message
 
 
 def build(ctx: UIContext) -> gr.Dropdown:
@@ -180,9 +194,11 @@ def build(ctx: UIContext) -> gr.Dropdown:
         return _screen(t, f"Signed in as {handle}.")
 
     @user_errors
-    def on_submit(t, study_name, typed, ch, sem, qual, ovl, text, profile: gr.OAuthProfile | None = None):
+    def on_submit(
+        t, study_name, typed, ch, sem, qual, ovl, text, shown=None, profile: gr.OAuthProfile | None = None
+    ):
         handle = resolve_handle(typed, profile)
-        nxt, message = submit_vote(ctx, t, handle, ch, sem, qual, ovl, text)
+        nxt, message = submit_vote(ctx, t, handle, ch, sem, qual, ovl, text, shown)
         return _screen(nxt, message)
 
     @user_errors
@@ -212,7 +228,7 @@ def build(ctx: UIContext) -> gr.Dropdown:
     handle_box.submit(on_next, [study, handle_box], screen, api_visibility="private", **events)
     submit.click(
         on_submit,
-        [task, study, handle_box, choice, semantic, quality, overall, comment],
+        [task, study, handle_box, choice, semantic, quality, overall, comment, impression],
         screen,
         api_name="submit_vote",
         **events,
