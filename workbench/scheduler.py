@@ -132,7 +132,9 @@ _RELEASE = (
     .where(ITEMS.c.id == B("item_id"), ITEMS.c.is_gold.is_(False), ITEMS.c.assigned_count > 0)
     .values(assigned_count=ITEMS.c.assigned_count - 1)
 )
-_COUNT_ITEMS = select(func.count()).where(ITEMS.c.study_id == B("study_id"), ITEMS.c.is_gold.is_(False))
+# Gold items count too: "done" counts every answered screen, so a total without them would let a rater spot
+# a gold item by the counter (e.g. "Item 4 of 4 · 5 done").
+_COUNT_ITEMS = select(func.count()).where(ITEMS.c.study_id == B("study_id"))
 
 
 _LOCK_RATER = select(Rater.id).where(Rater.id == bindparam("rater_id")).with_for_update()
@@ -277,5 +279,5 @@ def release_item(conn: Connection, item_id: int) -> None:
 
 
 def count_items(conn: Connection, study_id: int) -> int:
-    """Regular (non-gold) items in the study."""
+    """Items in the study, gold included (the progress total a rater sees)."""
     return conn.scalar(_COUNT_ITEMS, {"study_id": study_id}) or 0

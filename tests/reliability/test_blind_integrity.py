@@ -68,3 +68,31 @@ def test_read_only_database_refuses_votes_clearly(workbench, study: str, db_url:
     assert table_counts(db_url) == before
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_gold_items_cannot_be_told_apart_by_what_a_rater_sees(workbench) -> None:
+    """A single rater goes through 4 regular and 2 gold items: the counter moves by one per screen and ends at
+    its total, and the public fields of a gold screen are the same set as a regular one's."""
+    from workbench.ui.rating import PUBLIC_IMPRESSION_KEYS, new_task, public_json
+
+    workbench.create_study("gold", kind="preference", k=1, gold_rate=0.5)
+    outputs = {
+        "good": Image.new("RGB", (16, 16), (0, 200, 0)),
+        "bad": Image.new("RGB", (16, 16), (200, 0, 0)),
+    }
+    for i in range(4):
+        workbench.add_item("gold", Image.new("RGB", (16, 16), (i, i, i)), f"regular {i}", outputs=outputs)
+    for i in range(2):
+        workbench.add_item(
+            "gold", Image.new("RGB", (16, 16), (50 + i, 0, 0)), f"gold {i}", outputs=outputs, gold="good"
+        )
+    workbench.add_rater("solo")
+    counters, keys = [], set()
+    while (imp := workbench.next_item("gold", "solo")) is not None:
+        counters.append((imp["progress"]["done"], imp["progress"]["total"]))
+        keys.add(tuple(sorted(public_json(new_task(imp, PUBLIC_IMPRESSION_KEYS, "gold")))))
+        workbench.submit_vote(imp["impression_id"], "solo", "A", idempotency_key=f"k{len(counters)}")
+    assert counters == [(n, 6) for n in range(6)], counters
+    assert len(keys) == 1 and "item_id" not in next(
+        iter(keys)
+    )  # ids would set late-imported gold items apart

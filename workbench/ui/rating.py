@@ -14,8 +14,9 @@ from workbench.ui.context import escape, require
 from workbench.ui.serving import image_url
 
 HANDLE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-# The only impression fields a rater's browser or API client ever receives: no system name or id.
-PUBLIC_IMPRESSION_KEYS = ("impression_id", "item_id", "instruction", "language", "category", "progress")
+# The only impression fields a rater's browser or API client ever receives: no system name or id, and no item
+# id (gold items are often imported last, so their ids would set them apart).
+PUBLIC_IMPRESSION_KEYS = ("impression_id", "instruction", "language", "category", "progress")
 PUBLIC_CANDIDATE_KEYS = (
     "candidate_id",
     "instruction",
