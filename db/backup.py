@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,7 +117,7 @@ def restore(snapshot_path: str | Path, url: str, batch: int = 500) -> dict[str, 
         upgrade(db.engine)
         tables = {t.name: t for t in _tables()}
         with gzip.open(snapshot_path, "rt", encoding="utf-8") as fh, db.engine.begin() as conn:
-            header = json.loads(fh.readline())
+            header = _header(fh, snapshot_path)
             if header.get("format") != FORMAT:
                 raise ValueError(
                     f"{snapshot_path} is not a workbench snapshot (format {header.get('format')!r})"
@@ -132,6 +134,7 @@ def restore(snapshot_path: str | Path, url: str, batch: int = 500) -> dict[str, 
             pending: dict[str, list[dict]] = {}
             for raw in fh:
                 line = json.loads(raw)
+                _check_portable(line["t"], line["r"])
                 rows = pending.setdefault(line["t"], [])
                 rows.append(_decode(tables[line["t"]], line["r"]))
                 if len(rows) >= batch:
@@ -147,6 +150,43 @@ def restore(snapshot_path: str | Path, url: str, batch: int = 500) -> dict[str, 
         return counts
     finally:
         db.dispose()
+
+
+def _header(fh, path: str | Path) -> dict[str, Any]:
+    """The snapshot's first line; a clear ValueError for a file that is not a snapshot at all."""
+    try:
+        header = json.loads(fh.readline())
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a workbench snapshot (a gzip file of JSON lines): {exc}") from exc
+    if not isinstance(header, dict):
+        raise ValueError(f"{path} is not a workbench snapshot (its first line is not a header object)")
+    return header
+
+
+def _unportable(value: Any) -> str | None:
+    """Why ``value`` cannot be stored on every backend (NUL, NaN, Infinity), or None."""
+    if isinstance(value, str):
+        return "a NUL character" if "\x00" in value else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"the number {value}"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        reason = _unportable(key) or _unportable(inner)
+        if reason:
+            return reason
+    return None
+
+
+def _check_portable(table: str, row: dict[str, Any]) -> None:
+    """Name the row a backend would refuse (written before the workbench validated its input) instead of
+    failing with the driver's DataError."""
+    for column, value in row.items():
+        reason = _unportable(value)
+        if reason:
+            raise ValueError(
+                f"{table} row {row.get('id', '?')}: column {column!r} holds {reason}, which "
+                "PostgreSQL cannot store; fix that row in the source database and back it up again"
+            )
 
 
 def _flush(conn, tables: dict[str, Table], pending: dict[str, list[dict]]) -> None:
@@ -185,7 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("file")
     r.add_argument("url")
     args = ap.parse_args(argv)
-    counts = snapshot(args.url, args.file) if args.cmd == "snapshot" else restore(args.file, args.url)
+    try:
+        counts = snapshot(args.url, args.file) if args.cmd == "snapshot" else restore(args.file, args.url)
+    except (ValueError, FileNotFoundError) as exc:
+        sys.exit(f"error: {exc}")
     print(json.dumps(counts))
 
 

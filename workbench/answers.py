@@ -8,6 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import RETRACT, SCORE_NAMES
+from workbench.validate import check_text
+
+__all__ = ["by_key", "check_new_key", "check_scores", "check_text", "last_standing", "latest"]
 
 
 def latest(s: Session, model, parent_column, parent_id: int):  # ORM class / column
@@ -22,15 +25,6 @@ def by_key(s: Session, model, key: str):
     if not key or not isinstance(key, str):
         raise ValueError("an idempotency_key (non-empty string) is required")
     return s.scalars(select(model).where(model.idempotency_key == key)).first()
-
-
-def check_text(value: str, what: str, required: bool = True) -> str:
-    """Refuse text that is not a string, blank when required, or holds NUL (PostgreSQL cannot store it)."""
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise ValueError(f"{what} must be a non-empty string, got {value!r:.40}")
-    if "\x00" in value:
-        raise ValueError(f"{what} contains a NUL character (\\x00); remove it")
-    return value
 
 
 def check_scores(scores: Mapping[str, float] | None) -> dict[str, float | None]:

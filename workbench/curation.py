@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from db.models import DECISIONS, RETRACT, Assignment, CurationCandidate, Decision, Study
 from workbench import scheduler
-from workbench.answers import by_key, check_new_key, check_text, last_standing, latest
+from workbench.answers import by_key, check_new_key, last_standing, latest
 from workbench.images import ImageLike
+from workbench.validate import MAX_INSTRUCTION_CHARS, check_json, check_label, check_number, check_text
 
 StudyRef = int | str
 
@@ -64,7 +65,12 @@ class CurationMixin:
             raise ValueError(
                 f"study {study.name!r} is a {study.kind} study; candidates belong to curation studies"
             )
-        check_text(instruction, "instruction")
+        check_text(instruction, "instruction", max_chars=MAX_INSTRUCTION_CHARS)
+        for label, value in (("language", language), ("category", category), ("key", key)):
+            check_label(value or None, label)
+        check_text(filter_reason or "", "filter_reason", required=False)
+        filter_score = check_number(filter_score, "filter_score")
+        metadata = check_json(dict(metadata), "metadata") if metadata else None
         check_new_key(s, CurationCandidate, study, key, "candidate")
         _check_new_triplet(s, study, source_hash, instruction, target_hash)
         row = CurationCandidate(
@@ -75,9 +81,9 @@ class CurationMixin:
             instruction=instruction,
             language=language or "en",
             category=category,
-            filter_score=None if filter_score is None else float(filter_score),
+            filter_score=filter_score,
             filter_reason=filter_reason,
-            meta=dict(metadata) if metadata else None,
+            meta=metadata,
             assigned_count=0,
             order_key=(rng or self._rng_fork()).random(),
         )

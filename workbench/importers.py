@@ -11,6 +11,7 @@ outside it, no symlinks that lead out of it.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -79,33 +80,83 @@ class _Row:
     images: dict[str, Path | bytes] = field(default_factory=dict)
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json object_pairs_hook: a key given twice is an error (json.loads would keep the last one silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _loads(text: str, where: str, first_line: int = 1) -> Any:
+    """json.loads with clear ImportFailed errors: invalid JSON, nesting too deep, a key given twice (both lines
+    named). ``where`` is ``file`` and ``first_line`` the line ``text`` starts on."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_pairs)
+    except json.JSONDecodeError as exc:
+        raise ImportFailed(f"{where}:{first_line + exc.lineno - 1}: invalid JSON ({exc.msg})") from exc
+    except RecursionError as exc:
+        raise ImportFailed(f"{where}:{first_line}: JSON nested too deeply") from exc
+    except _DuplicateKey as exc:
+        needle = json.dumps(exc.key, ensure_ascii=False)
+        first = text.find(needle)
+        second = text.find(needle, first + 1)
+        lines = [first_line + text.count("\n", 0, i) for i in (first, second) if i >= 0]
+        at = " and ".join(f"line {n}" for n in lines) or f"line {first_line}"
+        raise ImportFailed(
+            f"{where}:{lines[-1] if lines else first_line}: key {exc.key!r} is given twice ({at})"
+        ) from exc
+
+
+def _read_text(path: Path) -> str:
+    """The file as text: UTF-8, an optional byte-order mark dropped; invalid UTF-8 is refused with its line."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ImportFailed(f"{path}:{line}: not valid UTF-8 (byte {raw[exc.start]:#04x})") from exc
+
+
+def _csv_records(path: Path, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        if not reader.fieldnames:
+            raise ImportFailed(f"{path}:1: empty CSV (no header)")
+        for record in reader:
+            if None in record:
+                raise ImportFailed(f"{path}:{reader.line_num}: more values than header columns")
+            yield f"{path}:{reader.line_num}", {k: v for k, v in record.items() if v not in ("", None)}
+    except csv.Error as exc:  # e.g. a field over the csv module's size limit
+        raise ImportFailed(f"{path}:{reader.line_num + 1}: unreadable CSV ({exc})") from exc
+
+
 def read_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """(``file:line``, record) for a JSONL or CSV file; blank JSONL lines are ignored."""
     if not path.is_file():
         raise ImportFailed(f"{path}: manifest not found")
     suffix = path.suffix.lower()
-    with path.open(encoding="utf-8", newline="") as fh:
-        if suffix == ".csv":
-            reader = csv.DictReader(fh)
-            if not reader.fieldnames:
-                raise ImportFailed(f"{path}:1: empty CSV (no header)")
-            for record in reader:
-                if None in record:
-                    raise ImportFailed(f"{path}:{reader.line_num}: more values than header columns")
-                yield f"{path}:{reader.line_num}", {k: v for k, v in record.items() if v not in ("", None)}
-            return
-        if suffix not in (".jsonl", ".ndjson", ".json"):
-            raise ImportFailed(f"{path}: unsupported manifest type {suffix!r} (use .jsonl or .csv)")
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ImportFailed(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(record, dict):
-                raise ImportFailed(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            yield f"{path}:{number}", record
+    if suffix not in (".csv", ".jsonl", ".ndjson", ".json"):
+        raise ImportFailed(f"{path}: unsupported manifest type {suffix!r} (use .jsonl or .csv)")
+    text = _read_text(path)
+    if suffix == ".csv":
+        yield from _csv_records(path, text)
+        return
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 is valid in JSON
+        if not line.strip():
+            continue
+        record = _loads(line, str(path), number)
+        if not isinstance(record, dict):
+            raise ImportFailed(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        yield f"{path}:{number}", record
 
 
 def _metadata(value: object, where: str) -> dict[str, Any] | None:
@@ -114,8 +165,10 @@ def _metadata(value: object, where: str) -> dict[str, Any] | None:
     if isinstance(value, str):
         try:
             parsed = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ImportFailed(f"{where}: metadata is not valid JSON ({exc.msg})") from exc
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise ImportFailed(
+                f"{where}: metadata is not valid JSON ({getattr(exc, 'msg', 'nested too deeply')})"
+            ) from exc
         if isinstance(parsed, dict):
             return parsed
     raise ImportFailed(f"{where}: metadata must be a JSON object")
@@ -309,11 +362,8 @@ def import_finetune_metadata(
     path = Path(metadata_json)
     if not path.is_file():
         raise ImportFailed(f"{path}: metadata file not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ImportFailed(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+    text = _read_text(path)
+    data = _loads(text, str(path))
     if not isinstance(data, dict) or not data:
         raise ImportFailed(
             f"{path}:1: expected a non-empty object {{target_path: {{ref_image_path, caption}}}}"

@@ -41,9 +41,10 @@ from db.models import (
     utcnow,
 )
 from workbench import scheduler
-from workbench.answers import check_new_key, check_scores, check_text, last_standing
+from workbench.answers import check_new_key, check_scores, last_standing
 from workbench.curation import CurationMixin, StudyRef
 from workbench.images import ImageLike, ImageStore
+from workbench.validate import MAX_INSTRUCTION_CHARS, check_json, check_label, check_text
 
 PAIR_PRIORITY_TTL_S = 60.0
 
@@ -192,6 +193,10 @@ class Workbench(CurationMixin):
             isinstance(r, str) and r for r in reason_list
         ):
             raise ValueError("reasons must be distinct non-empty strings")
+        check_label(name, "the study name", required=True)
+        check_text(guidelines or "", "the guidelines", required=False)
+        for i, reason in enumerate(reason_list):
+            check_label(reason, f"reason {i + 1}", required=True)
 
         def write(s: Session) -> int:
             if s.scalars(select(Study.id).where(Study.name == name)).first() is not None:
@@ -238,6 +243,7 @@ class Workbench(CurationMixin):
         handle = (handle or "").strip()
         if not handle or len(handle) > 100:
             raise ValueError("a rater handle must be 1-100 characters")
+        check_label(handle, "the rater handle", required=True)
 
         def write(s: Session) -> int:
             row = s.scalars(select(Rater).where(Rater.handle == handle)).first()
@@ -262,8 +268,7 @@ class Workbench(CurationMixin):
     # ------------------------------------------------------------------ content
     def system_id(self, s: Session, study_id: int, name: str) -> int:
         """Id of system ``name`` in the study, created on first use."""
-        if not name or not isinstance(name, str):
-            raise ValueError(f"system names must be non-empty strings, got {name!r}")
+        check_label(name, "the system name", required=True)
         found = s.scalars(select(System.id).where(System.study_id == study_id, System.name == name)).first()
         if found is not None:
             return found
@@ -294,7 +299,10 @@ class Workbench(CurationMixin):
             raise ValueError(
                 f"study {study.name!r} is a {study.kind} study; items belong to preference and arena studies"
             )
-        check_text(instruction, "instruction")
+        check_text(instruction, "instruction", max_chars=MAX_INSTRUCTION_CHARS)
+        for label, value in (("language", language), ("category", category), ("key", key), ("gold", gold)):
+            check_label(value or None, label)
+        metadata = check_json(dict(metadata), "metadata") if metadata else None
         if len(output_hashes) < 2:
             raise ValueError(f"an item needs outputs from at least two systems, got {sorted(output_hashes)}")
         if gold is not None and gold != "both_bad" and gold not in output_hashes:
@@ -309,7 +317,7 @@ class Workbench(CurationMixin):
             instruction=instruction,
             language=language or "en",
             category=category,
-            meta=dict(metadata) if metadata else None,
+            meta=metadata,
             is_gold=gold is not None,
             assigned_count=0,
             order_key=(rng or self._rng_fork()).random(),
