@@ -70,3 +70,61 @@ def test_raters_progress_and_export(ctx, workbench):
     with zipfile.ZipFile(csv) as zf:
         assert {"leaderboard.csv", "win_matrix.csv", "raters.csv"} <= set(zf.namelist())
     assert not tables[0].empty and set(tables[0]["system"]) <= {"system-0", "system-1", "system-2"}
+
+
+def _stored_zip(tmp_path, name: str) -> Path:
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("manifest.jsonl", '{"instruction": "x"}\n')
+    return path
+
+
+def _encrypted_zip(tmp_path) -> Path:
+    path = _stored_zip(tmp_path, "encrypted.zip")
+    data = bytearray(path.read_bytes())
+    for sig, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # set the "encrypted" flag bit
+        at = data.find(sig)
+        data[at + flag_at] |= 0x01
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _odd_compression_zip(tmp_path) -> Path:
+    path = _stored_zip(tmp_path, "odd.zip")
+    data = bytearray(path.read_bytes())
+    for sig, method_at in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # compression method 99 (AES/unknown)
+        at = data.find(sig)
+        data[at + method_at] = 99
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_unreadable_zips_get_a_clear_message(ctx, tmp_path):
+    from workbench.ui.context import user_errors
+
+    create = user_errors(admin.create_study)  # as the app calls it
+    not_zip = tmp_path / "not.zip"
+    not_zip.write_bytes(b"this is not a zip at all")
+    cases = {
+        not_zip: "not a readable zip",
+        _encrypted_zip(tmp_path): "encrypted zips are not supported",
+        _odd_compression_zip(tmp_path): "compression",
+    }
+    for i, (archive, message) in enumerate(cases.items()):
+        with pytest.raises(gr.Error, match=message):
+            create(ctx, f"bad-{i}", "preference", 2, 0.0, "", str(archive))
+
+
+def test_admin_upload_offers_csv_manifests(ctx, workbench, tmp_path, make_scene):
+    from workbench.ui import build_demo
+
+    demo = build_demo(ctx.settings, ctx.editor, workbench)
+    uploads = [c for c in demo.config["components"] if c.get("props", {}).get("file_types")]
+    assert any(".csv" in c["props"]["file_types"] for c in uploads)
+    for name in ("s.png", "a.png", "b.png"):
+        make_scene(len(name)).save(tmp_path / name)
+    manifest = tmp_path / "items.csv"
+    manifest.write_text(
+        "source,instruction,output:a,output:b\ns.png,make it red,a.png,b.png\n", encoding="utf-8"
+    )
+    assert "1 rows imported" in admin.create_study(ctx, "from-csv", "preference", 2, 0.0, "", str(manifest))

@@ -81,7 +81,8 @@ def build(ctx: UIContext) -> gr.Dropdown:
             gold = gr.Slider(0.0, 0.5, value=0.0, step=0.01, label="Gold (honeypot) rate")
         guidelines = gr.Textbox(label="Guidelines shown to raters (Markdown)", lines=3)
         upload = gr.File(
-            label="Import (manifest .jsonl/.json or .zip with images)", file_types=[".zip", ".json", ".jsonl"]
+            label="Import (manifest .jsonl/.csv/.json or .zip with images)",
+            file_types=[".zip", ".json", ".jsonl", ".csv"],
         )
         create = gr.Button("Create study", variant="primary", elem_id="admin-create")
         create_status = gr.HTML()

@@ -21,7 +21,21 @@ MANIFEST_NAMES = ("manifest.jsonl", "manifest.csv", "metadata.json")
 
 
 def _safe_extract(archive: Path, dest: Path) -> None:
-    """Extract `archive` into `dest`, refusing absolute paths, '..', links and zip bombs."""
+    """Extract `archive` into `dest`, refusing absolute paths, '..', links, zip bombs, and archives that cannot be
+    read (not a zip, encrypted, an unsupported compression method) with a clear message."""
+    try:
+        _extract_checked(archive, dest)
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{archive.name} is not a readable zip file ({exc})") from exc
+    except NotImplementedError as exc:  # zipfile: "That compression method is not supported"
+        raise ValueError(f"{archive.name}: {exc}; use plain deflate compression") from exc
+    except RuntimeError as exc:  # (after its subclass above) "File ... is encrypted, password required"
+        raise ValueError(
+            f"{archive.name}: encrypted zips are not supported; upload it without a password"
+        ) from exc
+
+
+def _extract_checked(archive: Path, dest: Path) -> None:
     with zipfile.ZipFile(archive) as zf:
         members = zf.infolist()
         if len(members) > MAX_MEMBERS:
