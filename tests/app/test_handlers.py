@@ -257,3 +257,31 @@ def test_send_to_study_needs_curator_rights_refuses_repeats_and_is_rate_limited(
     with pytest.raises(gr.Error, match="Too many"):
         send(ctx, "cur", None, hist, admin_password)
     assert count(workbench, "curation_candidates") == before + 2
+
+
+@pytest.mark.parametrize(
+    ("steps", "cfg", "seed", "size", "message"),
+    [
+        (2, float("nan"), 0, 256, "CFG"),
+        (2, float("inf"), 0, 256, "CFG"),
+        (2, 100.0, 0, 256, "CFG"),
+        (float("nan"), 6.0, 0, 256, "Denoising steps"),
+        (10_000, 6.0, 0, 256, "Denoising steps"),
+        (2, 6.0, float("nan"), 256, "Seed"),
+        (2, 6.0, 0, 100_000, "Size level"),
+    ],
+)
+def test_edit_settings_must_be_finite_and_in_range(
+    ctx, tmp_path, make_scene, steps, cfg, seed, size, message
+):
+    src = tmp_path / "in.png"
+    make_scene(5).save(src)
+    with pytest.raises(gr.Error, match=message):
+        edit.run_edit(ctx, str(src), "make it red", steps, cfg, seed, False, size, [])
+
+
+def test_scores_must_be_finite():
+    for bad in (float("nan"), float("inf"), -1, 11):
+        with pytest.raises(gr.Error, match="score"):
+            rate.score(bad, "overall")
+    assert rate.score(7.4, "overall") == 7

@@ -411,3 +411,22 @@ def test_study_guidelines_render_no_forms_and_load_nothing_external(
         page.wait_for_timeout(500)
         assert outside == [], f"the guidelines loaded outside resources: {outside}"
         browser.close()
+
+
+def test_edit_refuses_a_nan_guidance_scale_over_the_api(live_app: LiveApp, tmp_path: Path) -> None:
+    """A raw client (JSON allows NaN where gradio_client does not) asks for cfg=NaN: refused with a message."""
+    image = tmp_path / "in.png"
+    Image.new("RGB", (64, 64), (90, 120, 30)).save(image)
+    api = live_app.url + "gradio_api/"
+    with image.open("rb") as fh:
+        uploaded = httpx.post(
+            api + "upload", files={"files": ("in.png", fh, "image/png")}, timeout=60
+        ).json()[0]
+    file = json.dumps({"path": uploaded, "meta": {"_type": "gradio.FileData"}})
+    body = '{"data": [' + file + ', "make it red", 4, NaN, 0, false, 256]}'
+    event = httpx.post(
+        api + "call/edit", content=body, headers={"Content-Type": "application/json"}, timeout=60
+    )
+    assert event.status_code == 200, event.text
+    reply = httpx.get(api + f"call/edit/{event.json()['event_id']}", timeout=300).text
+    assert "event: error" in reply and "CFG must be a number from 1 to 12" in reply, reply[-500:]

@@ -16,6 +16,7 @@ from workbench.ui.context import (
     study_picker,
     user_errors,
 )
+from workbench.ui.inputs import number_in_range
 from workbench.ui.rating import HANDLE_RE
 from workbench.ui.results import as_frame
 from workbench.ui.study_io import export_zip, import_upload
@@ -39,7 +40,8 @@ def create_study(
     exists = name in study_names(ctx)
     require(exists or kind in ("preference", "curation"), "Pick the study kind.")
     if not exists:
-        wb.create_study(name, kind=kind, k=int(k), gold_rate=float(gold_rate), guidelines=guidelines or "")
+        k, gold_rate = number_in_range(k, "k", 1, 50), number_in_range(gold_rate, "The gold rate", 0, 0.5)
+        wb.create_study(name, kind=kind, k=int(k), gold_rate=gold_rate, guidelines=guidelines or "")
     if not upload:
         require(not exists, f"A study named '{name}' already exists: upload a manifest to import into it.")
         return status_html(f"Created {kind} study '{name}' (empty: import items into it next).")

@@ -30,6 +30,7 @@ from workbench.ui.context import (
 )
 from workbench.ui.edit_images import download_copy, fit_to_model, for_display
 from workbench.ui.gpu import gpu
+from workbench.ui.inputs import number_in_range
 from workbench.ui.throttle import client_key
 from workbench.ui.uploads import clear_upload_errors, read_upload
 
@@ -79,6 +80,23 @@ def save_png(store: ImageStore, image) -> str:
     return str(store.path(store.put(image)))
 
 
+def _check_numbers(settings: EditSettings, steps, cfg, seed, random_seed, size_level, truncate) -> None:
+    """Every given setting finite and within the range the controls offer (an API client can send cfg=NaN,
+    which the model turns into a black image reported as a success). None means the model's default."""
+    ranges = {
+        "Denoising steps": (steps, 1, settings.max_steps),
+        "Size level": (size_level, settings.size_levels[0], settings.size_levels[-1]),
+        "CFG rescale cut-off": (truncate, 0.0, 1.0),
+    }
+    if settings.cfg_applies:
+        ranges["CFG"] = (cfg, *settings.guidance_range)
+    if not random_seed:
+        ranges["Seed"] = (seed, 0, MAX_SEED)
+    for label, (value, low, high) in ranges.items():
+        if value is not None:
+            number_in_range(value, label, low, high)
+
+
 def _sampling(settings: EditSettings, steps, cfg, size_level, truncate) -> dict[str, Any]:
     """Pipeline keywords for the requested settings (None: the model's default); gr.Error when the model
     does not allow them."""
@@ -111,6 +129,7 @@ def run_edit(
     require(problem is None, problem or "")
     instruction = instruction.strip()
     settings = edit_settings(ctx)
+    _check_numbers(settings, steps, cfg, seed, random_seed, size_level, timesteps_truncate)
     sampling = _sampling(settings, steps, cfg, size_level, timesteps_truncate)
     source, notice = fit_to_model(read_upload(image_path), settings)
     used_seed = random.randint(0, MAX_SEED) if random_seed or seed is None else int(seed) % (MAX_SEED + 1)

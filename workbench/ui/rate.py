@@ -17,6 +17,7 @@ from workbench.ui.context import (
     user_errors,
 )
 from workbench.ui.guidelines import safe_markdown
+from workbench.ui.inputs import number_in_range
 from workbench.ui.rating import (
     PUBLIC_IMPRESSION_KEYS,
     instruction_html,
@@ -74,8 +75,7 @@ def next_item(ctx: UIContext, study: str, handle: str) -> dict[str, Any] | None:
 def score(value: float | None, name: str) -> int | None:
     if value is None:
         return None
-    require(0 <= value <= 10, f"The {name} score must be between 0 and 10.")
-    return int(round(value))
+    return int(round(number_in_range(value, f"The {name} score", 0, 10)))
 
 
 def submit_vote(
