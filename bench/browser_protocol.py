@@ -26,6 +26,7 @@ class Endpoint:
     fn_index: int
     state_inputs: frozenset[int]
     state_outputs: frozenset[int]
+    n_inputs: int = 0  # trailing inputs a call leaves out are sent as null (their defaults)
 
 
 def read_endpoints(url: str, timeout: float = 60.0) -> dict[str, Endpoint]:
@@ -37,7 +38,7 @@ def read_endpoints(url: str, timeout: float = 60.0) -> dict[str, Endpoint]:
         return frozenset(i for i, cid in enumerate(ids) if kinds.get(cid) == "state")
 
     return {
-        d["api_name"]: Endpoint(d["id"], states(d["inputs"]), states(d["outputs"]))
+        d["api_name"]: Endpoint(d["id"], states(d["inputs"]), states(d["outputs"]), len(d["inputs"]))
         for d in config["dependencies"]
         if d.get("api_name")
     }
@@ -91,8 +92,8 @@ class BrowserProtocolSession:
 
     def _join(self, endpoint: Endpoint, data: tuple) -> str:
         values = iter(data)
-        n_inputs = len(data) + len(endpoint.state_inputs)
-        full = [None if i in endpoint.state_inputs else next(values) for i in range(n_inputs)]
+        n_inputs = max(len(data) + len(endpoint.state_inputs), endpoint.n_inputs)
+        full = [None if i in endpoint.state_inputs else next(values, None) for i in range(n_inputs)]
         body = {"data": full, "fn_index": endpoint.fn_index, "session_hash": self.session_hash,
                 "event_data": None, "trigger_id": None}  # fmt: skip
         reply = self.http.post("queue/join", json=body)

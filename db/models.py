@@ -158,6 +158,8 @@ class Rater(Base):
     handle: Mapped[str] = mapped_column(String(100), unique=True)
     role: Mapped[str] = mapped_column(String(20), default="rater")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # sha256 of the secret of the browser that first used the handle (None: not bound; an admin can reset it)
+    browser_key_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class CurationCandidate(Base):

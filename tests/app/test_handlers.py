@@ -80,7 +80,7 @@ def test_vote_needs_choice_and_valid_scores(ctx, workbench):
     task = rate.next_item(ctx, "pref", "carol")
     with pytest.raises(gr.Error, match="Pick A, B"):
         rate.submit_vote(ctx, task, "carol", None, None, None, None, "")
-    with pytest.raises(gr.Error, match="between 0 and 10"):
+    with pytest.raises(gr.Error, match="from 0 to 10"):
         rate.submit_vote(ctx, task, "carol", "B", 11, None, None, "")
     assert count(workbench, "votes") == 0
 

@@ -430,3 +430,47 @@ def test_edit_refuses_a_nan_guidance_scale_over_the_api(live_app: LiveApp, tmp_p
     assert event.status_code == 200, event.text
     reply = httpx.get(api + f"call/edit/{event.json()['event_id']}", timeout=300).text
     assert "event: error" in reply and "CFG must be a number from 1 to 12" in reply, reply[-500:]
+
+
+@pytest.mark.browser
+def test_a_handle_stays_with_the_browser_that_first_used_it(live_app: LiveApp, chromium: dict) -> None:
+    """Browser A signs in as "owner" and votes; browser B (another profile) types the same handle and is refused,
+    as is a raw API client undoing owner's vote; A comes back after a reload; an admin reset frees the handle."""
+    from gradio_client.exceptions import AppError
+    from playwright.sync_api import expect, sync_playwright
+
+    from workbench.browser_keys import reset
+    from workbench.service import Workbench
+
+    def sign_in(page) -> None:  # noqa: ANN001
+        page.goto(live_app.url)
+        page.wait_for_function("window.__studioLoaded === true", timeout=60_000)
+        page.get_by_role("tab", name="Rate", exact=True).click()
+        page.locator("#rate-handle textarea, #rate-handle input").first.fill("owner")
+        page.locator("#rate-study input").first.click()
+        page.get_by_role("option", name="blind", exact=True).click()
+        page.locator("#rate-start").click()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(**chromium)
+        a, b = browser.new_context().new_page(), browser.new_context().new_page()
+        sign_in(a)
+        expect(a.locator("#rate-status")).to_contain_text("Signed in as owner", timeout=30_000)
+        a.get_by_role("radio", name="A (left)").check()
+        a.locator("#rate-submit").click()
+        expect(a.locator("#rate-status")).to_contain_text("Saved", timeout=30_000)
+        before = table_counts(live_app.db_url)
+        sign_in(b)
+        expect(b.locator("body")).to_contain_text("in use from another browser", timeout=30_000)
+        b.screenshot(path=str(live_app.log_path.parent / "handle-in-use.png"))
+        with pytest.raises(AppError, match="in use from another browser"):
+            _client(live_app).predict("blind", "owner", api_name="/undo_vote")
+        assert table_counts(live_app.db_url) == before
+        sign_in(a)  # the same browser later (its key is in localStorage)
+        expect(a.locator("#rate-status")).to_contain_text("Signed in as owner", timeout=30_000)
+        wb = Workbench(db_url=live_app.db_url, data_dir=str(live_app.data_dir))
+        assert reset(wb, ["owner"]) == 1
+        wb.close()
+        sign_in(b)
+        expect(b.locator("#rate-status")).to_contain_text("Signed in as owner", timeout=30_000)
+        browser.close()

@@ -6,6 +6,7 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.browser_keys import reset
 from workbench.ui.auth import is_admin
 from workbench.ui.context import (
     DB_EVENT,
@@ -63,6 +64,16 @@ def add_raters(ctx: UIContext, handles: str, role: str) -> str:
     return status_html(f"Added {len(names)} {role}(s).")
 
 
+def reset_bindings(ctx: UIContext, handles: str) -> str:
+    """Unbind handles from the browser that first used them (a rater on a new computer)."""
+    names = [h.strip() for h in (handles or "").splitlines() if h.strip()]
+    require(names, "List the handles to reset (one per line).")
+    n = reset(ctx.workbench, names)
+    return status_html(
+        f"Reset {n} browser binding(s); the next browser to sign in with each handle keeps it."
+    )
+
+
 def progress_table(ctx: UIContext, study: str) -> Any:
     """Per-rater progress for a study (from the study statistics)."""
     require(study, "Pick a study.")
@@ -91,7 +102,9 @@ def build(ctx: UIContext) -> gr.Dropdown:
     with gr.Accordion("Raters", open=False):
         handles = gr.Textbox(label="Handles, one per line", lines=3, elem_id="admin-handles")
         role = gr.Radio(["rater", "admin"], value="rater", label="Role")
-        add = gr.Button("Add raters", elem_id="admin-add-raters")
+        with gr.Row():
+            add = gr.Button("Add raters", elem_id="admin-add-raters")
+            unbind = gr.Button("Reset browser binding", elem_id="admin-reset-binding")
         raters_status = gr.HTML()
     with gr.Accordion("Progress and export", open=False):
         study = study_picker(ctx, None, label="Study", elem_id="admin-study")
@@ -113,6 +126,9 @@ def build(ctx: UIContext) -> gr.Dropdown:
                  api_visibility="private", **DB_EVENT)  # fmt: skip
     add.click(
         guarded(add_raters), [password, handles, role], [raters_status], api_visibility="private", **DB_EVENT
+    )
+    unbind.click(
+        guarded(reset_bindings), [password, handles], [raters_status], api_visibility="private", **DB_EVENT
     )
     show.click(guarded(progress_table), [password, study], [progress], api_visibility="private", **DB_EVENT)
     export.click(

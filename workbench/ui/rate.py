@@ -7,6 +7,7 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.ui.browser_key import MINT_JS, browser_key_state, verify
 from workbench.ui.context import (
     DB_EVENT,
     UIContext,
@@ -128,6 +129,7 @@ def submit_vote(
 def build(ctx: UIContext) -> gr.Dropdown:
     """Create the Rate tab (inside an open gr.Tab); returns the study dropdown so the app can refresh it."""
     task = gr.State(None)
+    browser_key = browser_key_state()  # binds the typed handle to this browser (workbench.browser_keys)
     with gr.Column(elem_id="rate-panel"):
         with gr.Row():
             handle_box = gr.Textbox(
@@ -187,24 +189,41 @@ def build(ctx: UIContext) -> gr.Dropdown:
     # Progress and errors show on the status line only, never as an overlay over the answer controls.
     events = {**DB_EVENT, "show_progress_on": [status]}
 
-    @user_errors
-    def on_next(study_name, typed, profile: gr.OAuthProfile | None = None):
+    def holder(typed, key, profile) -> str:
+        """The handle, checked against this browser's key (workbench.browser_keys); an HF login needs no key."""
         handle = resolve_handle(typed, profile)
-        sign_in(ctx, handle)
+        if profile is None:
+            verify(ctx, handle, key)
+        return handle
+
+    @user_errors
+    def on_next(study_name, typed, key=None, profile: gr.OAuthProfile | None = None):
+        sign_in(ctx, resolve_handle(typed, profile))
+        handle = holder(typed, key, profile)
         t = next_item(ctx, study_name, handle)
-        return _screen(t, f"Signed in as {handle}.")
+        return (*_screen(t, f"Signed in as {handle}."), key)
 
     @user_errors
     def on_submit(
-        t, study_name, typed, ch, sem, qual, ovl, text, shown=None, profile: gr.OAuthProfile | None = None
+        t,
+        study_name,
+        typed,
+        ch,
+        sem,
+        qual,
+        ovl,
+        text,
+        shown=None,
+        key=None,
+        profile: gr.OAuthProfile | None = None,
     ):
-        handle = resolve_handle(typed, profile)
+        handle = holder(typed, key, profile)
         nxt, message = submit_vote(ctx, t, handle, ch, sem, qual, ovl, text, shown)
         return _screen(nxt, message)
 
     @user_errors
-    def on_undo(study_name, typed, profile: gr.OAuthProfile | None = None):
-        handle = resolve_handle(typed, profile)
+    def on_undo(study_name, typed, key=None, profile: gr.OAuthProfile | None = None):
+        handle = holder(typed, key, profile)
         require(study_name, "Pick a study first.")
         restored = ctx.workbench.undo_vote(study_name, handle)
         require(restored, "Nothing to undo in this study.")
@@ -213,8 +232,8 @@ def build(ctx: UIContext) -> gr.Dropdown:
         )
 
     @user_errors
-    def on_skip(t, typed, profile: gr.OAuthProfile | None = None):
-        handle = resolve_handle(typed, profile)
+    def on_skip(t, typed, key=None, profile: gr.OAuthProfile | None = None):
+        handle = holder(typed, key, profile)
         require(t, "There is no item on screen.")
         ctx.workbench.skip(t["public"]["impression_id"], handle)
         return _screen(next_item(ctx, t["study"], handle), "Skipped.")
@@ -223,17 +242,22 @@ def build(ctx: UIContext) -> gr.Dropdown:
         text = ctx.workbench.study_info(study_name)["guidelines"] if study_name in study_names(ctx) else ""
         return f"**This study:** {safe_markdown(text)}" if text else ""
 
-    start.click(on_next, [study, handle_box], screen, api_name="next_item", **events).then(
+    sign_in_io = {
+        "inputs": [study, handle_box, browser_key],
+        "outputs": [*screen, browser_key],
+        "js": MINT_JS,
+    }
+    start.click(on_next, api_name="next_item", **sign_in_io, **events).then(
         on_study, [study], [study_guidelines], api_visibility="private", queue=False
     )
-    handle_box.submit(on_next, [study, handle_box], screen, api_visibility="private", **events)
+    handle_box.submit(on_next, api_visibility="private", **sign_in_io, **events)
     submit.click(
         on_submit,
-        [task, study, handle_box, choice, semantic, quality, overall, comment, impression],
+        [task, study, handle_box, choice, semantic, quality, overall, comment, impression, browser_key],
         screen,
         api_name="submit_vote",
         **events,
     )
-    undo.click(on_undo, [study, handle_box], screen, api_name="undo_vote", **events)
-    skip.click(on_skip, [task, handle_box], screen, api_name="skip", **events)
+    undo.click(on_undo, [study, handle_box, browser_key], screen, api_name="undo_vote", **events)
+    skip.click(on_skip, [task, handle_box, browser_key], screen, api_name="skip", **events)
     return study
