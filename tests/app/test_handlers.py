@@ -285,3 +285,26 @@ def test_scores_must_be_finite():
         with pytest.raises(gr.Error, match="score"):
             rate.score(bad, "overall")
     assert rate.score(7.4, "overall") == 7
+
+
+def test_edits_have_a_time_budget_and_a_rate_limit(ctx, tmp_path, make_scene, monkeypatch):
+    from workbench.ui.throttle import RateLimit
+
+    src = tmp_path / "in.png"
+    make_scene(6).save(src)
+    monkeypatch.setattr(edit, "EDIT_TIME_BUDGET_S", -1.0)  # already over budget at the first step
+    with pytest.raises(gr.Error, match="budget"):
+        edit.run_edit(ctx, str(src), "make it red", 2, 6.0, 0, False, 256, [])
+    monkeypatch.setattr(edit, "EDIT_TIME_BUDGET_S", 600.0)
+    ctx.limits.edits = RateLimit(limit=1, window_s=600)
+    edit.run_edit(ctx, str(src), "make it red", 2, 6.0, 0, False, 256, [])
+    with pytest.raises(gr.Error, match="many edits"):
+        edit.run_edit(ctx, str(src), "make it blue", 2, 6.0, 0, False, 256, [])
+
+
+def test_upload_byte_budget_per_client():
+    from workbench.ui.serving import ByteBudget
+
+    budget = ByteBudget(limit=100, window_s=3600)
+    assert budget.take("1.2.3.4", 60) and budget.take("1.2.3.4", 40)
+    assert not budget.take("1.2.3.4", 1) and budget.take("5.6.7.8", 100)

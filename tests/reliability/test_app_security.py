@@ -474,3 +474,21 @@ def test_a_handle_stays_with_the_browser_that_first_used_it(live_app: LiveApp, c
         sign_in(b)
         expect(b.locator("#rate-status")).to_contain_text("Signed in as owner", timeout=30_000)
         browser.close()
+
+
+def test_upload_requests_are_capped_as_a_whole(live_app: LiveApp) -> None:
+    """Each file is under the 20 MB per-file cap, but two of them in one request exceed the per-request cap;
+    an upload that does not declare its size is refused too."""
+    part = b"\0" * (15 * 1024 * 1024)
+    files = [("files", ("a.png", part, "image/png")), ("files", ("b.png", part, "image/png"))]
+    reply = httpx.post(live_app.url + "gradio_api/upload", files=files, timeout=60)
+    assert reply.status_code == 413, (reply.status_code, reply.text[:200])
+
+    def chunked():
+        yield b"--x\r\nContent-Disposition: form-data; name=files; filename=a.png\r\n\r\nabc\r\n--x--\r\n"
+
+    headers = {"Content-Type": "multipart/form-data; boundary=x"}
+    reply = httpx.post(live_app.url + "gradio_api/upload", content=chunked(), headers=headers, timeout=60)
+    assert reply.status_code == 411, (reply.status_code, reply.text[:200])
+    small = httpx.post(live_app.url + "gradio_api/upload", files={"files": ("s.png", b"x" * 10, "image/png")})
+    assert small.status_code == 200

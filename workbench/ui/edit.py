@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ from workbench.ui.context import (
 from workbench.ui.edit_images import download_copy, fit_to_model, for_display
 from workbench.ui.gpu import gpu
 from workbench.ui.inputs import number_in_range
-from workbench.ui.throttle import client_key
+from workbench.ui.throttle import EDIT_TIME_BUDGET_S, client_key
 from workbench.ui.uploads import clear_upload_errors, read_upload
 
 MAX_SEED = 2**31 - 1
@@ -134,8 +135,18 @@ def run_edit(
     source, notice = fit_to_model(read_upload(image_path), settings)
     used_seed = random.randint(0, MAX_SEED) if random_seed or seed is None else int(seed) % (MAX_SEED + 1)
 
+    wait = ctx.limits.edits.take(client_key())
+    require(wait == 0, f"You have run many edits in a short time: try again in {math.ceil(wait)} s.")
+    deadline = time.monotonic() + EDIT_TIME_BUDGET_S
+
     def on_step(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-        """diffusers' step-end callback: report the step, leave the tensors as they are."""
+        """diffusers' step-end callback: report the step, leave the tensors as they are. The model slot is
+        shared, so one edit may not hold it past its time budget."""
+        require(
+            time.monotonic() < deadline,
+            f"The edit ran over its {EDIT_TIME_BUDGET_S:.0f} s budget (others are waiting): "
+            "use fewer steps or a smaller size.",
+        )
         if progress is not None:
             progress((step + 1, sampling["num_inference_steps"]), desc="denoising", unit="steps")
         return tensors

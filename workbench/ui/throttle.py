@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+EDIT_TIME_BUDGET_S = 180.0  # one edit may hold the shared model slot at most this long
 FREE_TRIES = 5  # wrong passwords allowed before the first wait (typos are normal)
 MAX_WAIT_S = 300.0
 
@@ -81,3 +82,4 @@ class Limits:
 
     logins: Backoff = field(default_factory=Backoff)
     sends: RateLimit = field(default_factory=lambda: RateLimit(limit=20, window_s=600.0))
+    edits: RateLimit = field(default_factory=lambda: RateLimit(limit=30, window_s=600.0))
