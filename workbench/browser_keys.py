@@ -33,7 +33,7 @@ def _refusal(handle: str) -> HandleInUse:
     )
 
 
-def check_or_bind(wb, handle: str, key: str | None) -> None:  # noqa: ANN001 - a Workbench
+def check_or_bind(wb, handle: str, key: str | None) -> None:
     """Bind an unbound ``handle`` to ``key``; refuse (HandleInUse) a bound handle presented with another key.
 
     ``key=None`` (a client without browser storage) passes only while the handle is unbound.
@@ -60,7 +60,7 @@ def check_or_bind(wb, handle: str, key: str | None) -> None:  # noqa: ANN001 - a
     wb.db.run_write(write)
 
 
-def reset(wb, handles: list[str]) -> int:  # noqa: ANN001 - a Workbench
+def reset(wb, handles: list[str]) -> int:
     """Unbind these handles (the next browser to use each one binds it again); returns how many were bound."""
 
     def write(s: Session) -> int:

@@ -442,7 +442,7 @@ def test_a_handle_stays_with_the_browser_that_first_used_it(live_app: LiveApp, c
     from workbench.browser_keys import reset
     from workbench.service import Workbench
 
-    def sign_in(page) -> None:  # noqa: ANN001
+    def sign_in(page) -> None:
         page.goto(live_app.url)
         page.wait_for_function("window.__studioLoaded === true", timeout=60_000)
         page.get_by_role("tab", name="Rate", exact=True).click()

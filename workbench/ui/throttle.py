@@ -27,7 +27,7 @@ class Backoff:
     """After FREE_TRIES failures of a key, each further failure doubles a wait (1 s, 2 s, ... MAX_WAIT_S) during
     which the key is refused without checking anything. Success clears the key."""
 
-    def __init__(self, clock=time.monotonic) -> None:  # noqa: ANN001 - injectable for tests
+    def __init__(self, clock=time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._failures: dict[str, int] = {}
@@ -58,7 +58,7 @@ class Backoff:
 class RateLimit:
     """At most ``limit`` events per key in any ``window_s`` seconds (sliding window)."""
 
-    def __init__(self, limit: int, window_s: float, clock=time.monotonic) -> None:  # noqa: ANN001
+    def __init__(self, limit: int, window_s: float, clock=time.monotonic) -> None:
         self.limit, self.window_s, self._clock = limit, window_s, clock
         self._lock = threading.Lock()
         self._events: dict[str, deque[float]] = {}
