@@ -262,12 +262,13 @@ def test_send_to_study_needs_curator_rights_refuses_repeats_and_is_rate_limited(
 @pytest.mark.parametrize(
     ("steps", "cfg", "seed", "size", "message"),
     [
-        (2, float("nan"), 0, 256, "CFG"),
-        (2, float("inf"), 0, 256, "CFG"),
-        (2, 100.0, 0, 256, "CFG"),
-        (float("nan"), 6.0, 0, 256, "Denoising steps"),
-        (10_000, 6.0, 0, 256, "Denoising steps"),
-        (2, 6.0, float("nan"), 256, "Seed"),
+        (2, float("nan"), 0, 512, "CFG"),
+        (2, float("inf"), 0, 512, "CFG"),
+        (2, 100.0, 0, 512, "CFG"),
+        (float("nan"), 6.0, 0, 512, "Denoising steps"),
+        (10_000, 6.0, 0, 512, "Denoising steps"),
+        (2, 6.0, float("nan"), 512, "Seed"),
+        (2, 6.0, 0, float("nan"), "Size level"),
         (2, 6.0, 0, 100_000, "Size level"),
     ],
 )
@@ -294,12 +295,12 @@ def test_edits_have_a_time_budget_and_a_rate_limit(ctx, tmp_path, make_scene, mo
     make_scene(6).save(src)
     monkeypatch.setattr(edit, "EDIT_TIME_BUDGET_S", -1.0)  # already over budget at the first step
     with pytest.raises(gr.Error, match="budget"):
-        edit.run_edit(ctx, str(src), "make it red", 2, 6.0, 0, False, 256, [])
+        edit.run_edit(ctx, str(src), "make it red", 2, 6.0, 0, False, 512, [])
     monkeypatch.setattr(edit, "EDIT_TIME_BUDGET_S", 600.0)
     ctx.limits.edits = RateLimit(limit=1, window_s=600)
-    edit.run_edit(ctx, str(src), "make it red", 2, 6.0, 0, False, 256, [])
+    edit.run_edit(ctx, str(src), "make it red", 2, 6.0, 0, False, 512, [])
     with pytest.raises(gr.Error, match="many edits"):
-        edit.run_edit(ctx, str(src), "make it blue", 2, 6.0, 0, False, 256, [])
+        edit.run_edit(ctx, str(src), "make it blue", 2, 6.0, 0, False, 512, [])
 
 
 def test_upload_byte_budget_per_client():
