@@ -151,6 +151,7 @@ def test_edit_flow_one_progress_bar_undo_locked_download_name_and_study(browser,
     page.get_by_text("Send to a study (opt-in)").click()
     page.locator("#edit-category input").fill("color_alter")
     page.locator("#edit-category input").press("Enter")
+    page.locator("#edit-send-password input").fill(launched.settings.admin_password)  # curators only
     page.locator("#edit-send").click()
     expect(page.get_by_text("Recorded in study")).to_be_visible(timeout=30_000)
     shot(page, "edit-sent")
