@@ -85,22 +85,31 @@ class AppServer:
 
 
 class AppTransport:
-    """Drives the Rate tab's API (next_item, submit_vote, undo_vote) with one browser session per rater."""
+    """Drives the Rate tab's API (next_item, submit_vote, undo_vote) with one browser session per rater.
 
-    def __init__(self, url: str, study: str) -> None:
-        self.url, self.study = url, study
-        self.endpoints = read_endpoints(url)  # the same after a restart: the same app code
+    With several replica URLs, raters are spread over them and stay with theirs (session State lives in one
+    process, so a load balancer needs sticky sessions); a rater whose replica fails moves to the next one.
+    """
+
+    def __init__(self, urls: str | list[str], study: str) -> None:
+        self.urls, self.study = [urls] if isinstance(urls, str) else list(urls), study
+        self.endpoints = read_endpoints(self.urls[0])  # the same on every replica and after a restart
+        self.replica: dict[str, int] = {}
         self.clients: dict[str, BrowserProtocolSession] = {}
         self.on_screen: dict[str, dict | None] = {}  # what each rater's session shows (returned by the app)
         self.lock = threading.Lock()
 
     def _client(self, rater: str) -> BrowserProtocolSession:
         if rater not in self.clients:
-            self.clients[rater] = BrowserProtocolSession(self.url, self.endpoints)
+            index = self.replica.setdefault(rater, len(self.replica) % len(self.urls))
+            self.clients[rater] = BrowserProtocolSession(self.urls[index], self.endpoints)
         return self.clients[rater]
 
     def _forget(self, rater: str) -> None:
-        """After a connection failure the session (and its State) may be gone: start a new one."""
+        """After a connection failure the session (and its State) may be gone: start a new one, on the next
+        replica (the failed one may be down)."""
+        if rater in self.replica:
+            self.replica[rater] = (self.replica[rater] + 1) % len(self.urls)
         client = self.clients.pop(rater, None)
         if client is not None:
             client.close()
@@ -194,12 +203,21 @@ def integrity_check(db_url: str) -> str:
 
 
 def run_against_app(
-    db_url: str, data_dir: Path, study: str, handles: list[str], plan: RaterPlan, kill_at: float | None
+    db_url: str,
+    data_dir: Path,
+    study: str,
+    handles: list[str],
+    plan: RaterPlan,
+    kill_at: float | None,
+    replicas: int = 1,
 ) -> tuple[Ledger, float, dict]:
-    """Start the app, run the raters against it (killing and restarting it once if asked), stop it."""
-    server = AppServer(db_url, data_dir, data_dir.parent / "app.log")
-    server.start()
-    transport = AppTransport(server.url, study)
+    """Start the app (``replicas`` processes on one database and data folder), run the raters against it
+    (killing and restarting the first process once if asked), stop it."""
+    servers = [AppServer(db_url, data_dir, data_dir.parent / f"app-{i}.log") for i in range(replicas)]
+    for one in servers:
+        one.start()
+    server = servers[0]
+    transport = AppTransport([one.url for one in servers], study)
     total = plan.votes_per_rater * len(handles)
     extra: dict[str, Any] = {"kill_at": kill_at}
 
@@ -216,6 +234,7 @@ def run_against_app(
     try:
         ledger, wall = run_load(transport, handles, plan, on_tick=maybe_kill)
     finally:
-        server.stop()
+        for one in servers:
+            one.stop()
     extra["integrity_at_end"] = integrity_check(db_url)
     return ledger, wall, extra

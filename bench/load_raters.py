@@ -161,6 +161,26 @@ def _chains(db_url: str) -> tuple[dict[tuple[str, int], list[str]], int]:
     return chains, twice
 
 
+def k_check(db_url: str) -> dict[str, int]:
+    """The "k raters per item" rule: items holding more than k live (non-skipped) assignments, raters given one
+    item twice, and items whose claim counter disagrees with their live assignments."""
+    queries = {
+        "over_k": "SELECT COUNT(*) FROM (SELECT a.item_id FROM assignments a JOIN items i ON i.id = a.item_id "
+        "JOIN studies s ON s.id = i.study_id WHERE a.status <> 'skipped' AND NOT i.is_gold "
+        "GROUP BY a.item_id, s.k HAVING COUNT(*) > s.k) d",
+        "item_twice": "SELECT COUNT(*) FROM (SELECT rater_id, item_id FROM assignments WHERE item_id IS NOT NULL "
+        "GROUP BY 1, 2 HAVING COUNT(*) > 1) d",
+        "k_counter_mismatch": "SELECT COUNT(*) FROM items i WHERE NOT i.is_gold AND i.assigned_count <> "
+        "(SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.status <> 'skipped')",
+    }
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return {name: conn.execute(sa.text(q)).scalar_one() for name, q in queries.items()}
+    finally:
+        engine.dispose()
+
+
 def audit(db_url: str, ledger: Ledger) -> dict[str, Any]:
     """Compare each impression's chain of stored rows with the acknowledged actions (see the module doc)."""
     chains, keys_twice = _chains(db_url)
@@ -181,7 +201,7 @@ def audit(db_url: str, ledger: Ledger) -> dict[str, Any]:
             mismatches.append({"pair": list(pair), "acknowledged": expected, "stored": stored,
                                "unconfirmed": pair in ledger.unconfirmed})  # fmt: skip
     return {"lost": lost, "duplicated": duplicated, "unacknowledged_stored": unacknowledged,
-            "mismatches": mismatches}  # fmt: skip
+            "mismatches": mismatches, **k_check(db_url)}  # fmt: skip
 
 
 def percentile(values: list[float], q: int) -> float:
@@ -361,6 +381,13 @@ def main(argv: list[str] | None = None) -> dict:
         "--kill-at", type=float, default=None, help="SIGKILL the server at this fraction of votes"
     )
     ap.add_argument("--think-ms", type=float, default=5.0, help="max think time per item")
+    ap.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="app processes on the same database and data folder; raters are spread over them (sticky), and "
+        "fail over to the next one while theirs is down (--kill-at kills the first)",
+    )
     ap.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     args = ap.parse_args(argv)
     if args.kill_at is not None and args.transport != "app":
@@ -375,13 +402,16 @@ def main(argv: list[str] | None = None) -> dict:
             "transport": args.transport,
             "db": sa.make_url(db_url).get_backend_name(),
             "raters": args.raters,
+            "replicas": args.replicas,
         }
         if args.transport == "inprocess":
             ledger, wall = run_load(InProcessTransport(wb, study), handles, plan)
         else:
             from app_transport import run_against_app  # needs gradio: only imported for this transport
 
-            ledger, wall, app_extra = run_against_app(db_url, data_dir, study, handles, plan, args.kill_at)
+            ledger, wall, app_extra = run_against_app(
+                db_url, data_dir, study, handles, plan, args.kill_at, args.replicas
+            )
             extra.update(app_extra)
         wb.close()
         result = summarise(ledger, wall, audit(db_url, ledger), extra)

@@ -36,13 +36,14 @@ def _refusal(handle: str) -> HandleInUse:
 def check_or_bind(wb, handle: str, key: str | None) -> None:
     """Bind an unbound ``handle`` to ``key``; refuse (HandleInUse) a bound handle presented with another key.
 
-    ``key=None`` (a client without browser storage) passes only while the handle is unbound.
+    ``key=None`` (a client without browser storage) passes only while the handle is unbound. An unknown handle
+    passes (it has no binding; the rating action refuses it with its own message).
     """
 
     def write(s: Session) -> None:
         row = s.execute(select(Rater.id, Rater.browser_key_hash).where(Rater.handle == handle)).first()
         if row is None:
-            raise LookupError(f"unknown rater {handle!r}")
+            return  # nothing to protect; the action itself reports the unknown rater
         if row.browser_key_hash is None:
             if key:
                 # Guarded: two browsers racing for a fresh handle cannot both win.
