@@ -172,6 +172,10 @@ def k_check(db_url: str) -> dict[str, int]:
         "GROUP BY 1, 2 HAVING COUNT(*) > 1) d",
         "k_counter_mismatch": "SELECT COUNT(*) FROM items i WHERE NOT i.is_gold AND i.assigned_count <> "
         "(SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.status <> 'skipped')",
+        # Items whose k slots are all taken by votes (the rest were still being filled when the run ended).
+        "items_with_k_votes": "SELECT COUNT(*) FROM (SELECT i.id FROM items i JOIN studies s ON s.id = i.study_id "
+        "JOIN impressions m ON m.item_id = i.id AND m.status = 'voted' GROUP BY i.id, s.k "
+        "HAVING COUNT(DISTINCT m.rater_id) = s.k) d",
     }
     engine = sa.create_engine(db_url)
     try:
