@@ -309,3 +309,13 @@ def test_upload_byte_budget_per_client():
     budget = ByteBudget(limit=100, window_s=3600)
     assert budget.take("1.2.3.4", 60) and budget.take("1.2.3.4", 40)
     assert not budget.take("1.2.3.4", 1) and budget.take("5.6.7.8", 100)
+
+
+def test_client_address_trusts_the_forwarded_header_only_on_a_space(monkeypatch):
+    from workbench.ui.throttle import client_address
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert client_address("10.0.0.1", "6.6.6.6") == "10.0.0.1"  # a client cannot pick its own key
+    monkeypatch.setenv("SPACE_ID", "org/space")
+    assert client_address("10.0.0.1", "1.2.3.4, 10.0.0.1") == "1.2.3.4"  # behind the Space's proxy
+    assert client_address(None, None) == "local"

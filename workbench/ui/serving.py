@@ -25,6 +25,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from workbench.images import ImageStore, critical_chunks_only
+from workbench.ui.throttle import client_address
 
 IMAGE_ROUTE = "studio/img/"  # relative, so the app also works under a root_path or behind a proxy
 IMAGE_NAME = re.compile(r"^([0-9a-f]{64})\.png$")
@@ -116,7 +117,8 @@ class UploadLimit:
             return Response(
                 f"Upload too large: at most {self.per_request} bytes per request.", status_code=413
             )
-        client = (scope.get("client") or ("local", 0))[0]
+        host = (scope.get("client") or ("local", 0))[0]
+        client = client_address(host, headers.get(b"x-forwarded-for", b"").decode("latin-1") or None)
         if not self.budget.take(client, size):
             return Response("Too much uploaded from this address: try again later.", status_code=429)
         return None

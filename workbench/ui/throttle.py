@@ -9,18 +9,30 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from workbench.ui.settings import on_hf_space
+
 EDIT_TIME_BUDGET_S = 180.0  # one edit may hold the shared model slot at most this long
 FREE_TRIES = 5  # wrong passwords allowed before the first wait (typos are normal)
 MAX_WAIT_S = 300.0
 
 
+def client_address(host: str | None, forwarded_for: str | None) -> str:
+    """The client's address. On a Hugging Face Space every request arrives from the Space's proxy, which puts
+    the real address first in X-Forwarded-For; elsewhere that header is whatever the client sent, so it is
+    ignored (put a proxy in front and the limits count per proxy, i.e. they get stricter, never looser)."""
+    if forwarded_for and on_hf_space():
+        return forwarded_for.split(",")[0].strip()
+    return host or "local"
+
+
 def client_key() -> str:
-    """The address of the client of the event being handled ("local" outside a request)."""
+    """Key of the client of the event being handled ("client:local" outside a request)."""
     from gradio.context import LocalContext
 
     request = LocalContext.request.get(None)
-    client = getattr(request, "client", None)
-    return f"client:{getattr(client, 'host', None) or 'local'}"
+    host = getattr(getattr(request, "client", None), "host", None)
+    headers = getattr(request, "headers", None) or {}
+    return f"client:{client_address(host, headers.get('x-forwarded-for'))}"
 
 
 class Backoff:
