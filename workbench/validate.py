@@ -11,7 +11,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-MAX_INSTRUCTION_CHARS = 1000  # as in the Edit tab
+from workbench.instructions import MAX_INSTRUCTION_CHARS  # the Edit tab's cap, for imports too
+
+__all__ = ["MAX_INSTRUCTION_CHARS", "check_json", "check_label", "check_number", "check_text"]
+
 MAX_LABEL_CHARS = 200  # keys, categories, languages, system and study names
 MAX_TEXT_CHARS = 100_000  # guidelines, notes, comments
 MAX_JSON_DEPTH = 32
