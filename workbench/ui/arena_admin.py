@@ -23,6 +23,7 @@ from workbench.arena.store import (
 from workbench.ui.admin import check_admin
 from workbench.ui.arena import ArenaUI
 from workbench.ui.context import DB_EVENT, UIContext, require, status_html, study_names, user_errors
+from workbench.ui.downloads import private_path, safe_name
 
 EXAMPLE = (Path(__file__).resolve().parents[1] / "arena" / "demo_contestants.toml").read_text(
     encoding="utf-8"
@@ -105,8 +106,8 @@ def report_tables(ui: ArenaUI, study: str) -> tuple[pd.DataFrame, ...]:
 
 def export_file(ui: ArenaUI, study: str, public: bool) -> str:
     require(study, "Pick an arena.")
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in study)[:80]
-    target = ui.ctx.settings.export_dir / f"clean_battle_{safe}{'_public' if public else ''}.json"
+    # A private temp file, never the data folder: the log names the systems (see workbench.ui.downloads).
+    target = private_path(f"clean_battle_{safe_name(study)}{'_public' if public else ''}.json")
     return str(export_clean_battles(ui.ctx.workbench, study, target, public=public))
 
 
