@@ -1,7 +1,7 @@
 """rater browser key: a handle is bound to the browser that first used it
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0005
 Create Date: 2026-12-05
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "0005"  # chained after the arena schema on main
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
