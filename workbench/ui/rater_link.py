@@ -1,0 +1,115 @@
+"""Rater links and remembered sign-ins: the Rate tab opens signed in from URL parameters or browser storage.
+
+A link ``<app>/?study=NAME&rater=alice#rate`` (or Prolific's ``?study=NAME&PROLIFIC_PID=...&STUDY_ID=...
+&SESSION_ID=...``) signs the rater in and opens the Rate tab on their current item. Without a link, a rater who
+signed in before in this browser (gr.BrowserState, i.e. localStorage) is signed in again after a reload, and
+their item is opened when the page shows the Rate tab (the tab is kept in the URL hash by static/studio.js).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import gradio as gr
+
+from workbench.ui.context import UIContext, status_html, study_names
+from workbench.ui.rate import RateWidgets, open_screen
+from workbench.ui.rating import resolve_handle
+
+# Query parameters naming the rater, in order of preference (PROLIFIC_PID: Prolific's participant id).
+HANDLE_PARAMS = ("PROLIFIC_PID", "rater")
+# Prolific fills these placeholders in a study URL; the values are echoed nowhere and stored nowhere.
+PROLIFIC_QUERY = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+# Runs in the browser before the restore handler: the URL hash says which tab the page is showing.
+WITH_HASH_JS = "(saved, study, handle, hash) => [saved, study, handle, window.location.hash]"
+
+
+def link_params(query: dict[str, str]) -> tuple[str | None, str | None]:
+    """(handle, study) named by a rater link's query parameters; None for what it does not name."""
+    handle = next((query[k].strip() for k in HANDLE_PARAMS if (query.get(k) or "").strip()), None)
+    study = (query.get("study") or "").strip() or None
+    return handle, study
+
+
+def page_url(request: gr.Request | None) -> str:
+    """The app's own address as the browser sees it (behind proxies too), without query or fragment."""
+    headers = dict(getattr(request, "headers", None) or {})
+    referer = headers.get("referer") or ""
+    parts = urlsplit(referer)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", "", ""))
+    return f"http://{headers.get('host', '127.0.0.1')}/"
+
+
+def rater_links(base_url: str, study: str) -> dict[str, str]:
+    """The two link forms for `study`: a plain one (append the rater's handle) and one for Prolific."""
+    query = urlencode({"study": study})
+    return {
+        "plain": f"{base_url}?{query}&rater=",
+        "prolific": f"{base_url}?{query}&{PROLIFIC_QUERY}#rate",
+    }
+
+
+def links_markdown(base_url: str, study: str) -> str:
+    """Admin view of the links (Markdown code spans, so nothing in a study name renders as markup)."""
+    links = rater_links(base_url, study.replace("`", ""))
+    return (
+        f"**Rater link** (append the handle): `{links['plain']}`\n\n"
+        f"**Prolific study URL** (Prolific fills in the ids): `{links['prolific']}`\n\n"
+        "The study's quota, completion code and redirect URL decide what a rater sees when done."
+    )
+
+
+def _skip_screen(w: RateWidgets) -> list[Any]:
+    return [gr.skip() for _ in w.screen]
+
+
+def restore(
+    ctx: UIContext,
+    w: RateWidgets,
+    saved: dict[str, Any] | None,
+    picked: str | None,
+    typed: str | None,
+    page_hash: str | None,
+    request: gr.Request | None,
+) -> list[Any]:
+    """Outputs [tabs, handle, study, *screen, saved] for a page load: sign in from a link or from storage."""
+    query = dict(getattr(request, "query_params", None) or {})
+    handle, study = link_params(query)
+    from_link = handle is not None
+    if not from_link:
+        handle, study = (saved or {}).get("handle"), (saved or {}).get("study")
+    if not handle:
+        return [gr.skip()] * (3 + len(w.screen)) + [gr.skip()]
+    names = study_names(ctx, "preference")
+    study = study if study in names else picked
+    picker = gr.Dropdown(choices=names, value=study)
+    tabs = gr.Tabs(selected="rate") if from_link else gr.skip()
+    if not (from_link or page_hash == "#rate"):
+        return [tabs, handle, picker, *_skip_screen(w), gr.skip()]
+    try:
+        handle = resolve_handle(handle)
+        screen = list(open_screen(ctx, study, handle))
+    except (gr.Error, ValueError, LookupError) as exc:
+        screen = _skip_screen(w)
+        screen[w.screen.index(w.status)] = status_html(getattr(exc, "message", None) or str(exc), ok=False)
+        return [tabs, handle, picker, *screen, gr.skip()]
+    return [tabs, handle, picker, *screen, {"handle": handle, "study": study}]
+
+
+def wire(ctx: UIContext, loaded: Any, tabs: gr.Tabs, w: RateWidgets) -> None:
+    """After the page's picker refresh (`loaded`), sign the rater in from the link or the browser's storage."""
+    page_hash = gr.Textbox(visible=False)
+
+    def on_load(saved, picked, typed, hash_, request: gr.Request):
+        return restore(ctx, w, saved, picked, typed, hash_, request)
+
+    loaded.then(
+        on_load,
+        [w.saved, w.study, w.handle, page_hash],
+        [tabs, w.handle, w.study, *w.screen, w.saved],
+        js=WITH_HASH_JS,
+        api_visibility="private",
+        show_progress_on=[w.status],
+    )
