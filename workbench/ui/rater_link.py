@@ -9,7 +9,7 @@ their item is opened when the page shows the Rate tab (the tab is kept in the UR
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import gradio as gr
 
@@ -21,12 +21,14 @@ from workbench.ui.rating import resolve_handle
 HANDLE_PARAMS = ("PROLIFIC_PID", "rater")
 # Prolific fills these placeholders in a study URL; the values are echoed nowhere and stored nowhere.
 PROLIFIC_QUERY = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
-# Runs in the browser before the restore handler: the URL hash says which tab the page is showing.
-WITH_HASH_JS = "(saved, study, handle, hash) => [saved, study, handle, window.location.hash]"
+# Runs in the browser before the restore handler: the page's own URL (query and hash, which says which tab is
+# showing). The server never sees it otherwise: events are posted to the queue's URL.
+WITH_PAGE_URL_JS = "(saved, study, url) => [saved, study, window.location.href]"
 
 
-def link_params(query: dict[str, str]) -> tuple[str | None, str | None]:
+def link_params(url: str) -> tuple[str | None, str | None]:
     """(handle, study) named by a rater link's query parameters; None for what it does not name."""
+    query = dict(parse_qsl(urlsplit(url or "").query))
     handle = next((query[k].strip() for k in HANDLE_PARAMS if (query.get(k) or "").strip()), None)
     study = (query.get("study") or "").strip() or None
     return handle, study
@@ -70,13 +72,11 @@ def restore(
     w: RateWidgets,
     saved: dict[str, Any] | None,
     picked: str | None,
-    typed: str | None,
-    page_hash: str | None,
-    request: gr.Request | None,
+    url: str | None,
 ) -> list[Any]:
-    """Outputs [tabs, handle, study, *screen, saved] for a page load: sign in from a link or from storage."""
-    query = dict(getattr(request, "query_params", None) or {})
-    handle, study = link_params(query)
+    """Outputs [tabs, handle, study, *screen, saved] for a page load at `url`: sign in from a link or from
+    the browser's storage."""
+    handle, study = link_params(url or "")
     from_link = handle is not None
     if not from_link:
         handle, study = (saved or {}).get("handle"), (saved or {}).get("study")
@@ -86,7 +86,7 @@ def restore(
     study = study if study in names else picked
     picker = gr.Dropdown(choices=names, value=study)
     tabs = gr.Tabs(selected="rate") if from_link else gr.skip()
-    if not (from_link or page_hash == "#rate"):
+    if not (from_link or urlsplit(url or "").fragment == "rate"):
         return [tabs, handle, picker, *_skip_screen(w), gr.skip()]
     try:
         handle = resolve_handle(handle)
@@ -100,16 +100,16 @@ def restore(
 
 def wire(ctx: UIContext, loaded: Any, tabs: gr.Tabs, w: RateWidgets) -> None:
     """After the page's picker refresh (`loaded`), sign the rater in from the link or the browser's storage."""
-    page_hash = gr.Textbox(visible=False)
+    url = gr.Textbox(visible=False)
 
-    def on_load(saved, picked, typed, hash_, request: gr.Request):
-        return restore(ctx, w, saved, picked, typed, hash_, request)
+    def on_load(saved, picked, page_url):
+        return restore(ctx, w, saved, picked, page_url)
 
     loaded.then(
         on_load,
-        [w.saved, w.study, w.handle, page_hash],
+        [w.saved, w.study, url],
         [tabs, w.handle, w.study, *w.screen, w.saved],
-        js=WITH_HASH_JS,
+        js=WITH_PAGE_URL_JS,
         api_visibility="private",
         show_progress_on=[w.status],
     )

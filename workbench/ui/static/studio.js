@@ -325,8 +325,10 @@
     const hash = "#" + selected.dataset.tabId;
     if (location.hash === hash) return;
     // A new history entry per tab switch, so Back returns to the previous tab; the first one replaces "no hash".
-    if (location.hash) history.pushState(null, "", hash);
-    else history.replaceState(null, "", hash);
+    // The full path keeps the query (a rater link's parameters): the page's <base> would resolve "#x" alone.
+    const url = location.pathname + location.search + hash;
+    if (location.hash) history.pushState(null, "", url);
+    else history.replaceState(null, "", url);
   }
   window.addEventListener("popstate", function () {
     const first = document.querySelector(TAB);
