@@ -64,4 +64,4 @@ def test_raters_progress_and_export(ctx, workbench):
     board, heat, *tables, csv = results.render(ctx, "pref")
     with zipfile.ZipFile(csv) as zf:
         assert {"leaderboard.csv", "win_matrix.csv", "raters.csv"} <= set(zf.namelist())
-    assert not tables[0].empty and set(tables[0]["system"]) <= {"system-0", "system-1", "system-2"}
+    assert not tables[0].empty and set(tables[0]["System"]) <= {"system-0", "system-1", "system-2"}

@@ -16,6 +16,7 @@ from workbench.ui.context import (
     study_picker,
     user_errors,
 )
+from workbench.ui.rater_link import links_markdown, page_url
 from workbench.ui.rating import HANDLE_RE
 from workbench.ui.results import as_frame
 from workbench.ui.study_io import export_zip, import_upload
@@ -49,16 +50,22 @@ def create_study(
 
 
 def add_raters(ctx: UIContext, handles: str, role: str) -> str:
-    """Register one rater per line (idempotent)."""
-    names = [h.strip() for h in (handles or "").splitlines() if h.strip()]
+    """Register one rater per line; handles already registered are reported as such and keep their role."""
+    names = list(dict.fromkeys(h.strip() for h in (handles or "").splitlines() if h.strip()))
     require(names, "List at least one handle (one per line).")
     bad = [h for h in names if not HANDLE_RE.match(h)]
     require(
         not bad, f"Invalid handles: {', '.join(bad[:5])} (letters, digits, . _ - @; at most 64 characters)."
     )
-    for handle in names:
+    known = {r["handle"]: r["role"] for r in ctx.workbench.list_raters()}
+    new = [h for h in names if h not in known]
+    for handle in new:
         ctx.workbench.add_rater(handle, role=role)
-    return status_html(f"Added {len(names)} {role}(s).")
+    parts = [f"Added {len(new)} {role}(s)."]
+    if len(new) < len(names):
+        present = ", ".join(f"{h} ({known[h]})" for h in names if h in known)
+        parts.append(f"Already present, unchanged: {present}.")
+    return status_html(" ".join(parts))
 
 
 def progress_table(ctx: UIContext, study: str) -> Any:
@@ -95,6 +102,8 @@ def build(ctx: UIContext) -> gr.Dropdown:
         with gr.Row():
             show = gr.Button("Show progress per rater")
             export = gr.Button("Export study")
+            link = gr.Button("Rater links", elem_id="admin-links")
+        links = gr.Markdown(elem_id="admin-rater-links")
         progress = gr.Dataframe(label="Progress per rater", interactive=False)
         export_file = gr.File(label="Export")
 
@@ -112,6 +121,14 @@ def build(ctx: UIContext) -> gr.Dropdown:
         guarded(add_raters), [password, handles, role], [raters_status], api_visibility="private", **DB_EVENT
     )
     show.click(guarded(progress_table), [password, study], [progress], api_visibility="private", **DB_EVENT)
+
+    @user_errors
+    def on_links(secret, study_name, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        check_admin(ctx, secret, profile)
+        require(study_name, "Pick a study.")
+        return links_markdown(page_url(request), study_name)
+
+    link.click(on_links, [password, study], [links], api_visibility="private", queue=False)
     export.click(
         guarded(lambda c, s: str(export_zip(c.workbench, s, c.settings.export_dir))),
         [password, study],
