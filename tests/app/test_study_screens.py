@@ -105,12 +105,16 @@ def test_adding_an_existing_rater_is_reported(ctx):
         admin.add_raters(ctx, "bad handle!", "rater")
 
 
-def test_results_tables_read_well(ctx):
+def test_results_tables_read_well(ctx, make_scene):
     wb = ctx.workbench
+    wb.create_study("pair", kind="preference", k=3)  # one pair of systems: every item is rated three times
+    for i in range(3):
+        outputs = {"system-x": make_scene(300 + i), "system-y": make_scene(400 + i)}
+        wb.add_item("pair", make_scene(500 + i), f"edit {i}", outputs=outputs, category="color")
     for rater, choice in (("res-a", "A"), ("res-b", "A"), ("res-c", "tie")):
         wb.add_rater(rater)
-        vote_all(wb, "pref", rater, choice)
-    _, _, *tables, _ = results.render(ctx, "pref")
+        vote_all(wb, "pair", rater, choice)
+    _, _, *tables, _ = results.render(ctx, "pair")
     named = dict(zip(results.SECTIONS, tables, strict=True))
     agreement = named["agreement"]
     assert list(agreement.columns) == results_tables.AGREEMENT_COLUMNS
@@ -150,6 +154,14 @@ def test_zero_width_intervals_are_not_shown():
     shown = results_tables.display(results_tables.leaderboard_frame(rows))
     assert shown[results_tables.CI_LOW].item() == results_tables.NOT_ENOUGH
     frame = results_tables.agreement_frame(
-        {"units": 2, "krippendorff_alpha_nominal": 0.5, "krippendorff_alpha_nominal_ci": [0.5, 0.5]}
+        {
+            "units": 2,
+            "krippendorff_alpha_nominal": 0.5,
+            "krippendorff_alpha_nominal_ci": [0.5, 0.5],
+            "fleiss_kappa": None,
+        }
     )
-    assert math.isnan(frame[results_tables.CI_LOW].item())
+    assert math.isnan(frame[results_tables.CI_LOW].iloc[0])  # zero width: no interval
+    shown = results_tables.display(frame)
+    assert shown.iloc[0].tolist()[1:4] == [0.5, results_tables.NOT_ENOUGH, results_tables.NOT_ENOUGH]
+    assert shown.iloc[1].tolist()[1:4] == [results_tables.NOT_ENOUGH, "not computed", "not computed"]

@@ -20,11 +20,18 @@ import pandas as pd
 
 from workbench.ui.auth import is_admin
 from workbench.ui.context import DB_EVENT, UIContext, humanize, require, study_picker, user_errors
-from workbench.ui.results_tables import WIN_RATE_DECISIVE, WIN_RATE_HALF, display, tables
+from workbench.ui.results_tables import (
+    WIN_RATE_DECISIVE,
+    WIN_RATE_HALF,
+    display,
+    message_frame,
+    tables,
+)
 
 # Tables shown (and exported) from wb.stats(study); the win matrix is drawn as a heatmap and exported too.
 SECTIONS = ("leaderboard", "per_category", "per_language", "agreement", "position_bias", "raters", "curation",
             "reasons")  # fmt: skip
+BEFORE_COMPUTE = "Enter the admin password, pick a study and press Compute."
 TITLES = {"per_category": "Per category", "per_language": "Per language", "curation": "Curation: acceptance",
           "reasons": "Curation: reasons cited"}  # fmt: skip
 DEFINITIONS = (
@@ -147,7 +154,11 @@ def build(ctx: UIContext) -> gr.Dropdown:
         with gr.Accordion(title, open=name in ("leaderboard", "agreement")):
             outputs.append(
                 gr.Dataframe(
-                    label=title, show_label=False, interactive=False, elem_id=f"results-table-{name}"
+                    message_frame(BEFORE_COMPUTE),
+                    label=title,
+                    show_label=False,
+                    interactive=False,
+                    elem_id=f"results-table-{name}",
                 )
             )
 

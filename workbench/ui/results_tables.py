@@ -15,6 +15,7 @@ import pandas as pd
 from workbench.ui.context import humanize
 
 NOT_ENOUGH = "not enough data"
+NOT_COMPUTED = "not computed"  # a metric reported without an interval
 # Per-category and per-language intervals from fewer votes than this are not shown: a handful of votes gives
 # intervals that are either degenerate (zero width) or too wide to read.
 MIN_GROUP_CI_VOTES = 10
@@ -140,13 +141,13 @@ def agreement_frame(agreement: dict[str, Any] | None) -> pd.DataFrame:
     rows = []
     for key, label, ci_key in AGREEMENT_METRICS:
         if key in agreement:
-            low, high = _interval(agreement.get(ci_key)) if ci_key else (np.nan, np.nan)
+            low, high = _interval(agreement.get(ci_key)) if ci_key else (NOT_COMPUTED, NOT_COMPUTED)
             rows.append([label, agreement[key], low, high, units])
     for column, score in (agreement.get("scores") or {}).items():
         for kind in ("ordinal", "interval"):
             value = score.get(f"krippendorff_alpha_{kind}")
-            rows.append([f"{humanize(column)} score: Krippendorff's alpha ({kind})", value, np.nan, np.nan,
-                         int(score.get("units") or 0)])  # fmt: skip
+            rows.append([f"{humanize(column)} score: Krippendorff's alpha ({kind})", value, NOT_COMPUTED,
+                         NOT_COMPUTED, int(score.get("units") or 0)])  # fmt: skip
     frame = pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
     return frame.astype({"Value": float})
 
@@ -232,10 +233,16 @@ def tables(stats: dict[str, Any], kind: str) -> dict[str, pd.DataFrame]:
     }
 
 
+def _cell(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        return NOT_ENOUGH if np.isnan(value) else round(float(value), 3)
+    return NOT_ENOUGH if value is None else value
+
+
 def display(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame for the page: numbers to 3 decimals, undefined statistics as "not enough data"."""
     out = frame.copy()
     for column in out.columns:
-        if pd.api.types.is_float_dtype(out[column]):
-            out[column] = out[column].round(3).astype(object).where(out[column].notna(), NOT_ENOUGH)
+        if not (pd.api.types.is_integer_dtype(out[column]) or pd.api.types.is_bool_dtype(out[column])):
+            out[column] = out[column].astype(object).map(_cell)
     return out

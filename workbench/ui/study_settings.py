@@ -79,4 +79,4 @@ def completion_html(settings: RaterSettings, finished: str) -> str:
             f'<a class="completion-link" id="completion-link" href="{escape(url)}" rel="noopener">'
             "Finish: return to the study platform</a>"
         )
-    return f'<div class="completion">{" &middot; ".join(parts)}</div>'
+    return f'<div class="completion">{"".join(f"<div>{part}</div>" for part in parts)}</div>'
