@@ -234,6 +234,8 @@ def test_quota_done_shows_completion_code(browser, launched, monkeypatch):
     expect(page.locator("#completion-code")).to_have_text(code)
     expect(page.locator("#completion-link")).to_have_attribute("href", url)
     expect(page.locator("#rate-viewer .sx-pane")).to_have_count(0)
+    expect(page.locator("#rate-submit")).to_be_hidden()  # nothing left to answer; Undo stays
+    expect(page.locator("#rate-undo")).to_be_visible()
     shot(page, "rate-completion")
     ctx.close()
     assert not errors, errors
@@ -277,6 +279,7 @@ def test_results_tables_are_labelled(browser, launched, admin_password, make_sce
     plot = page.locator("#results-leaderboard")
     expect(plot.locator("img").first).to_be_visible()
     assert plot.locator("label:visible, .block-label:visible").count() == 0
+    assert plot.bounding_box()["width"] >= 0.9 * (PHONE["width"] - 16)  # plots stack at full width
     shot(page, "results-390x844", full_page=True)
     ctx.close()
     assert not errors, errors

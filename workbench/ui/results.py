@@ -145,8 +145,8 @@ def build(ctx: UIContext) -> gr.Dropdown:
         csv = gr.DownloadButton("Download CSV (zip)", scale=1, elem_id="results-csv")
     # The titles are drawn inside the figures: a block label would cover the top system's name on a phone.
     with gr.Row():
-        board = gr.Plot(show_label=False, elem_id="results-leaderboard")
-        heat = gr.Plot(show_label=False, elem_id="results-heatmap")
+        board = gr.Plot(show_label=False, min_width=320, elem_id="results-leaderboard")  # phones: stacked
+        heat = gr.Plot(show_label=False, min_width=320, elem_id="results-heatmap")
     gr.Markdown(DEFINITIONS, elem_id="results-definitions")
     outputs = []
     for name in SECTIONS:
