@@ -173,7 +173,9 @@ def layout(ctx: UIContext) -> RateWidgets:
     """Create the Rate tab's components (inside an open gr.Tab), compact enough that the source, both outputs
     and the answer controls fit one laptop screen (the viewer is sized to the rest by static/studio.js)."""
     task = gr.State(None)
-    saved = gr.BrowserState({}, storage_key=SIGN_IN_STORAGE_KEY)
+    # A fixed key: the value (a handle anyone could type) is not confidential, and a per-process random key
+    # would forget every sign-in when the server restarts.
+    saved = gr.BrowserState({}, storage_key=SIGN_IN_STORAGE_KEY, secret=SIGN_IN_STORAGE_KEY)
     with gr.Column(elem_id="rate-panel", elem_classes=["study-panel"]):
         with gr.Row(elem_classes=["sign-in-row"]):
             handle = gr.Textbox(
