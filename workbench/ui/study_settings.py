@@ -32,6 +32,8 @@ def _stored_settings(wb: Any, study: str) -> dict[str, Any]:
     info = wb.study_info(study)
     if all(key in info for key in SETTING_KEYS):
         return info
+    if not any(hasattr(Study, key) for key in SETTING_KEYS):
+        return {}  # a schema without these settings: nothing more to read
     with wb.db.read.begin() as s:
         row = s.scalars(select(Study).where(Study.name == study)).first()
         return {key: getattr(row, key, None) for key in SETTING_KEYS}
