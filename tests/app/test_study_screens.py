@@ -165,3 +165,27 @@ def test_zero_width_intervals_are_not_shown():
     shown = results_tables.display(frame)
     assert shown.iloc[0].tolist()[1:4] == [0.5, results_tables.NOT_ENOUGH, results_tables.NOT_ENOUGH]
     assert shown.iloc[1].tolist()[1:4] == [results_tables.NOT_ENOUGH, "not computed", "not computed"]
+
+
+def test_rater_link_restore(ctx):
+    with gr.Blocks():
+        w = rate.layout(ctx)
+    status = 3 + w.screen.index(w.status)  # outputs: tabs, handle, study, *screen, saved
+    out = rater_link.restore(ctx, w, None, "pref", "http://h/?study=pref&rater=linked")
+    assert (
+        out[1] == "linked"
+        and out[3]["public"]["impression_id"]
+        and out[-1] == {"handle": "linked", "study": "pref"}
+    )
+    unknown = rater_link.restore(ctx, w, None, "pref", "http://h/?study=gone&rater=linked")
+    assert "not open: gone" in unknown[status]
+    assert "public" not in unknown[3]  # left as it is (gr.skip): no screen of another study
+    bad = rater_link.restore(ctx, w, None, "pref", "http://h/?study=pref&rater=bad%20handle!")
+    assert "handle may use" in bad[status]
+    # A remembered sign-in fills the form; the item opens only when the page shows the Rate tab.
+    saved = {"handle": "linked", "study": "pref"}
+    on_edit = rater_link.restore(ctx, w, saved, "pref", "http://h/#edit")
+    assert on_edit[1] == "linked" and "public" not in on_edit[3]
+    on_rate = rater_link.restore(ctx, w, saved, "pref", "http://h/#rate")
+    resumed = on_rate[3]["public"]["impression_id"]
+    assert resumed == out[3]["public"]["impression_id"]  # the same item again, not a new one

@@ -67,6 +67,13 @@ def _skip_screen(w: RateWidgets) -> list[Any]:
     return [gr.skip() for _ in w.screen]
 
 
+def _error_screen(w: RateWidgets, message: str) -> list[Any]:
+    """Screen outputs that leave everything as it is but say what went wrong on the status line."""
+    screen = _skip_screen(w)
+    screen[w.screen.index(w.status)] = status_html(message, ok=False)
+    return screen
+
+
 def restore(
     ctx: UIContext,
     w: RateWidgets,
@@ -83,18 +90,24 @@ def restore(
     if not handle:
         return [gr.skip()] * (3 + len(w.screen)) + [gr.skip()]
     names = study_names(ctx, "preference")
+    tabs = gr.Tabs(selected="rate") if from_link else gr.skip()
+    if from_link and study and study not in names:  # never sign a linked rater into some other study
+        return [
+            tabs,
+            handle,
+            gr.skip(),
+            *_error_screen(w, f"This link names a study that is not open: {study}."),
+            gr.skip(),
+        ]
     study = study if study in names else picked
     picker = gr.Dropdown(choices=names, value=study)
-    tabs = gr.Tabs(selected="rate") if from_link else gr.skip()
     if not (from_link or urlsplit(url or "").fragment == "rate"):
         return [tabs, handle, picker, *_skip_screen(w), gr.skip()]
     try:
         handle = resolve_handle(handle)
         screen = list(open_screen(ctx, study, handle))
     except (gr.Error, ValueError, LookupError) as exc:
-        screen = _skip_screen(w)
-        screen[w.screen.index(w.status)] = status_html(getattr(exc, "message", None) or str(exc), ok=False)
-        return [tabs, handle, picker, *screen, gr.skip()]
+        return [tabs, handle, picker, *_error_screen(w, getattr(exc, "message", None) or str(exc)), gr.skip()]
     return [tabs, handle, picker, *screen, {"handle": handle, "study": study}]
 
 
