@@ -283,3 +283,33 @@ def test_results_tables_are_labelled(browser, launched, admin_password, make_sce
     shot(page, "results-390x844", full_page=True)
     ctx.close()
     assert not errors, errors
+
+
+def test_admin_gives_the_rater_link_and_reports_known_raters(browser, launched, admin_password):
+    from playwright.sync_api import expect
+
+    ctx, page, errors = new_page(browser, LAPTOP)
+    open_url(page, f"{launched.url}#admin")
+    page.locator("#admin-password input").fill(admin_password)
+    page.get_by_role("button", name="Raters").click()
+    page.locator("#admin-handles textarea").fill("known-1\nknown-2")
+    page.locator("#admin-add-raters").click()
+    expect(page.get_by_text("Added 2 rater(s).")).to_be_visible()
+    page.locator("#admin-handles textarea").fill("known-2\nknown-3")
+    page.locator("#admin-add-raters").click()
+    expect(page.get_by_text("Added 1 rater(s). Already present, unchanged: known-2 (rater).")).to_be_visible()
+    page.get_by_role("button", name="Progress and export").click()
+    expect(page.locator("#admin-progress")).to_contain_text("Pick a study and press Show")  # not "1 2 3"
+    page.locator("#admin-study input").click()
+    page.get_by_role("option", name="pref", exact=True).click()
+    page.locator("#admin-links").click()
+    links = page.locator("#admin-rater-links")
+    expect(links).to_contain_text("PROLIFIC_PID={{%PROLIFIC_PID%}}")
+    plain = links.locator("code").first.inner_text()
+    assert plain.startswith(launched.url) and plain.endswith("?study=pref&rater=")
+    shot(page, "admin-rater-links")
+    open_url(page, plain + "known-3")  # the link as a rater would open it
+    wait_viewer(page, "rate-viewer", 3)
+    assert selected_tab(page) == "rate"
+    ctx.close()
+    assert not errors, errors

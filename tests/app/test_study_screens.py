@@ -97,6 +97,10 @@ def test_rater_link_parameters():
     assert "PROLIFIC_PID={{%PROLIFIC_PID%}}" in links["prolific"] and links["prolific"].endswith("#rate")
 
 
+def test_admin_progress_without_votes_says_so(ctx):
+    assert admin.progress_table(ctx, "pref").iloc[0, 0] == results_tables.NO_VOTES
+
+
 def test_adding_an_existing_rater_is_reported(ctx):
     assert "Added 2 rater(s)." in admin.add_raters(ctx, "r-one\nr-two", "rater")
     again = admin.add_raters(ctx, "r-two\nr-three\nr-three", "rater")

@@ -19,6 +19,7 @@ from workbench.ui.context import (
 from workbench.ui.rater_link import links_markdown, page_url
 from workbench.ui.rating import HANDLE_RE
 from workbench.ui.results import as_frame
+from workbench.ui.results_tables import NO_VOTES, message_frame
 from workbench.ui.study_io import export_zip, import_upload
 
 
@@ -71,7 +72,8 @@ def add_raters(ctx: UIContext, handles: str, role: str) -> str:
 def progress_table(ctx: UIContext, study: str) -> Any:
     """Per-rater progress for a study (from the study statistics)."""
     require(study, "Pick a study.")
-    return as_frame(ctx.workbench.stats(study).get("raters"))
+    table = as_frame(ctx.workbench.stats(study).get("raters"))
+    return message_frame(NO_VOTES) if table.empty else table
 
 
 def build(ctx: UIContext) -> gr.Dropdown:
@@ -104,7 +106,12 @@ def build(ctx: UIContext) -> gr.Dropdown:
             export = gr.Button("Export study")
             link = gr.Button("Rater links", elem_id="admin-links")
         links = gr.Markdown(elem_id="admin-rater-links")
-        progress = gr.Dataframe(label="Progress per rater", interactive=False)
+        progress = gr.Dataframe(
+            message_frame("Pick a study and press Show progress per rater."),
+            label="Progress per rater",
+            interactive=False,
+            elem_id="admin-progress",
+        )
         export_file = gr.File(label="Export")
 
     def guarded(fn):
