@@ -304,10 +304,16 @@
   window.addEventListener("resize", scheduleFit);
 
   // ---- the selected tab in the URL hash --------------------------------------------------------
-  const TAB = "button[role='tab'][data-tab-id]";
+  // The app's own tabs only (#studio-tabs), not tabs nested inside a tab.
+  function appTabs() {
+    const root = document.getElementById("studio-tabs");
+    return Array.from(document.querySelectorAll("button[role='tab'][data-tab-id]")).filter(function (b) {
+      return root && b.closest(".tabs") === root;
+    });
+  }
   let hashRestored = false;
   function tabButton(id) {
-    return Array.from(document.querySelectorAll(TAB)).find(function (b) { return b.dataset.tabId === id; });
+    return appTabs().find(function (b) { return b.dataset.tabId === id; });
   }
   function showTab(id) {
     const b = tabButton(id);
@@ -315,7 +321,7 @@
     return !!b;
   }
   function syncHash() {
-    const selected = document.querySelector(TAB + "[aria-selected='true']");
+    const selected = appTabs().find(function (b) { return b.getAttribute("aria-selected") === "true"; });
     if (!selected) return;
     const want = decodeURIComponent(location.hash.slice(1));
     if (!hashRestored) {
@@ -331,7 +337,7 @@
     else history.replaceState(null, "", url);
   }
   window.addEventListener("popstate", function () {
-    const first = document.querySelector(TAB);
+    const first = appTabs()[0];
     showTab(decodeURIComponent(location.hash.slice(1)) || (first && first.dataset.tabId));
   });
 
