@@ -65,7 +65,9 @@ def shot(page, name: str, full_page: bool = False) -> None:
 
 
 def selected_tab(page) -> str:
-    return page.locator("#studio-tabs button[role=tab][aria-selected=true]").first.get_attribute("data-tab-id")
+    return page.locator("#studio-tabs button[role=tab][aria-selected=true]").first.get_attribute(
+        "data-tab-id"
+    )
 
 
 def assert_in_viewport(page, selectors: list[str]) -> None:
