@@ -36,6 +36,10 @@ def portrait_study(launched) -> str:
 
 
 def new_page(browser, viewport: dict, mobile: bool = False):
+    from playwright.sync_api import expect
+
+    # Two shared CPU cores: a round trip can take seconds under load, so assertions wait up to 30 s.
+    expect.set_options(timeout=30_000)
     ctx = browser.new_context(viewport=viewport, is_mobile=mobile, has_touch=mobile)
     page = ctx.new_page()
     errors: list[str] = []
