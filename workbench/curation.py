@@ -236,7 +236,8 @@ class CurationMixin:
         return self.db.run_write(write)
 
     def undo_decision(self, study: StudyRef, rater_handle: str) -> dict[str, Any] | None:
-        """Withdraw the rater's latest standing decision; returns the candidate to show again, or None."""
+        """Withdraw the rater's latest standing decision; returns the candidate to show again (``previous``: the
+        withdrawn decision, reasons and note), or None."""
 
         def write(s: Session) -> dict[str, Any] | None:
             st, rater = self._study(s, study), self._rater(s, rater_handle)
@@ -259,6 +260,7 @@ class CurationMixin:
             assignment = s.get(Assignment, last.assignment_id)
             assignment.status = "open"
             s.flush()
-            return self._candidate_view(s, assignment)
+            previous = {"decision": last.decision, "reasons": list(last.reasons or []), "note": last.note}
+            return {**self._candidate_view(s, assignment), "previous": previous}
 
         return self.db.run_write(write)

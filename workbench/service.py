@@ -98,10 +98,14 @@ def _set_status(
         conn.execute(_SET_ASSIGNMENT, {"b_id": assignment_id, "b_status": assignment})
 
 
-_VOTED_COUNT = select(func.count()).where(
-    Impression.__table__.c.rater_id == bindparam("rater_id"),
-    Impression.__table__.c.study_id == bindparam("study_id"),
-    Impression.__table__.c.status == "voted",
+_STATUS_COUNTS = (
+    select(_IMPRESSIONS.c.status, func.count())
+    .where(
+        _IMPRESSIONS.c.rater_id == bindparam("rater_id"),
+        _IMPRESSIONS.c.study_id == bindparam("study_id"),
+        _IMPRESSIONS.c.status.in_(("voted", "skipped")),
+    )
+    .group_by(_IMPRESSIONS.c.status)
 )
 ITEM_TOTAL_TTL_S = 10.0
 
@@ -376,7 +380,8 @@ class Workbench(CurationMixin):
     def _impression_view(self, s: Session, impression_id: int, rater_id: int) -> dict[str, Any]:
         conn = s.connection()
         row = conn.execute(_IMPRESSION_VIEW, {"impression_id": impression_id}).one()
-        done = conn.scalar(_VOTED_COUNT, {"rater_id": rater_id, "study_id": row.study_id}) or 0
+        # Skipped items never come back to this rater, so they leave the rater's own total.
+        counts = dict(conn.execute(_STATUS_COUNTS, {"rater_id": rater_id, "study_id": row.study_id}).all())
         return {
             "impression_id": impression_id,
             "item_id": row.item_id,
@@ -386,7 +391,11 @@ class Workbench(CurationMixin):
             "source_path": str(self.images.path(row.source_hash)),
             "left_path": str(self.images.path(row.left_hash)),
             "right_path": str(self.images.path(row.right_hash)),
-            "progress": {"done": done, "total": self._item_total(s, row.study_id)},
+            "progress": {
+                "done": counts.get("voted", 0),
+                "skipped": counts.get("skipped", 0),
+                "total": self._item_total(s, row.study_id),
+            },
         }
 
     def _item_total(self, s: Session, study_id: int) -> int:
@@ -485,7 +494,8 @@ class Workbench(CurationMixin):
     def undo_vote(self, study: StudyRef, rater_handle: str) -> dict[str, Any] | None:
         """Withdraw the rater's latest standing vote in the study (a superseding "retract" row; history kept).
 
-        Returns the impression to show again (it is open again and comes first in ``next_item``), or None.
+        Returns the impression to show again (it is open again and comes first in ``next_item``), or None;
+        ``previous`` holds the withdrawn answer so the screen can show it pre-selected.
         """
 
         def write(s: Session) -> dict[str, Any] | None:
@@ -507,7 +517,8 @@ class Workbench(CurationMixin):
             if imp.assignment_id is not None:
                 s.get(Assignment, imp.assignment_id).status = "open"
             s.flush()
-            return self._impression_view(s, imp.id, rater.id)
+            previous = {k: getattr(last, k) for k in ("choice", "semantic", "quality", "overall", "comment")}
+            return {**self._impression_view(s, imp.id, rater.id), "previous": previous}
 
         return self.db.run_write(write)
 

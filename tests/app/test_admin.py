@@ -69,7 +69,7 @@ def test_raters_progress_and_export(ctx, workbench):
     assert not Path(exported).resolve().is_relative_to(data) and not Path(csv).resolve().is_relative_to(data)
     with zipfile.ZipFile(csv) as zf:
         assert {"leaderboard.csv", "win_matrix.csv", "raters.csv"} <= set(zf.namelist())
-    assert not tables[0].empty and set(tables[0]["system"]) <= {"system-0", "system-1", "system-2"}
+    assert not tables[0].empty and set(tables[0]["System"]) <= {"system-0", "system-1", "system-2"}
 
 
 def _stored_zip(tmp_path, name: str) -> Path:

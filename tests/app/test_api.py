@@ -27,7 +27,7 @@ def test_rater_loop_next_vote_undo_next(launched, tmp_path):
     c = client(launched, tmp_path)
     first = c.predict("pref", "api-rater", api_name="/next_item")
     shown = first[0]
-    assert shown["progress"] == {"done": 0, "total": 3} and not shown["done"]
+    assert shown["progress"] == {"done": 0, "skipped": 0, "total": 3} and not shown["done"]
     after_vote = c.predict("pref", "api-rater", "B", 8, 6, None, "fine", api_name="/submit_vote")
     assert after_vote[0]["progress"]["done"] == 1 and "Saved" in after_vote[4]
     assert after_vote[0]["impression_id"] != shown["impression_id"]

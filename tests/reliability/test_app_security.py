@@ -405,7 +405,7 @@ def test_study_guidelines_render_no_forms_and_load_nothing_external(
         page.locator("#rate-handle textarea, #rate-handle input").first.fill("r2")
         page.locator("#rate-study input").first.click()
         page.get_by_role("option", name="guided").click()
-        page.get_by_text("Guidelines", exact=True).click()
+        page.get_by_text("Guidelines and shortcuts", exact=True).click()
         page.locator("#rate-start").click()
         guidelines = page.locator("#rate-study-guidelines")
         expect(guidelines).to_contain_text("Judge the edit only.", timeout=30_000)

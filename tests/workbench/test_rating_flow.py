@@ -24,7 +24,7 @@ def test_next_item_hides_systems_and_resumes(wb, make_study, solid):
         "progress",
     }
     assert "m1" not in repr(shown) and "m2" not in repr(shown)
-    assert shown["progress"] == {"done": 0, "total": 6}
+    assert shown["progress"] == {"done": 0, "skipped": 0, "total": 6}
     # Reloading (or restarting the server) re-shows the same open impression instead of a new one.
     again = wb.next_item("pref", "ann")
     assert again["impression_id"] == shown["impression_id"]
@@ -42,6 +42,13 @@ def test_submit_is_idempotent_and_undo_keeps_history(wb, make_study, solid):
     assert wb.submit_vote(imp, "ann", "A", "k1") == {"vote_id": first["vote_id"], "stored": False}
     undone = wb.undo_vote("pref", "ann")
     assert undone["impression_id"] == imp
+    assert undone["previous"] == {
+        "choice": "A",
+        "semantic": 6.5,
+        "quality": None,
+        "overall": 7,
+        "comment": "",
+    }
     assert wb.next_item("pref", "ann")["impression_id"] == imp
     second = wb.submit_vote(imp, "ann", "B", "k2")
     with wb.db.read.begin() as s:
@@ -108,7 +115,12 @@ def test_curation_queue_decisions_and_undo(wb, make_study, solid):
         is False
     )
     assert r1["stored"]
-    assert wb.undo_decision("cur", "ann")["candidate_id"] == cand["candidate_id"]
+    undone = wb.undo_decision("cur", "ann")
+    assert undone["candidate_id"] == cand["candidate_id"] and set(undone["previous"]) == {
+        "decision",
+        "reasons",
+        "note",
+    }
     assert wb.next_candidate("cur", "ann")["candidate_id"] == cand["candidate_id"]
     wb.submit_decision(cand["candidate_id"], "ann", "accept", idempotency_key="d2")
     seen = {}
@@ -136,3 +148,14 @@ def test_study_kinds_are_not_mixed(wb, make_study, solid):
         wb.next_item("nope", "ann")
     with wb.db.read.begin() as s:
         assert s.scalar(select(func.count()).select_from(Impression)) == 0
+
+
+def test_progress_counts_skipped_items_apart(wb, make_study, solid):
+    make_study(wb)
+    wb.add_rater("ann")
+    first = wb.next_item("pref", "ann")
+    wb.skip(first["impression_id"], "ann")
+    second = wb.next_item("pref", "ann")
+    assert second["progress"] == {"done": 0, "skipped": 1, "total": 6}
+    wb.submit_vote(second["impression_id"], "ann", "B", "k-skip")
+    assert wb.next_item("pref", "ann")["progress"] == {"done": 1, "skipped": 1, "total": 6}

@@ -18,8 +18,10 @@ from workbench.ui.context import (
     user_errors,
 )
 from workbench.ui.inputs import number_in_range
+from workbench.ui.rater_link import links_markdown, page_url
 from workbench.ui.rating import HANDLE_RE
 from workbench.ui.results import as_frame
+from workbench.ui.results_tables import NO_VOTES, message_frame
 from workbench.ui.study_io import export_zip, import_upload
 
 
@@ -52,16 +54,22 @@ def create_study(
 
 
 def add_raters(ctx: UIContext, handles: str, role: str) -> str:
-    """Register one rater per line (idempotent)."""
-    names = [h.strip() for h in (handles or "").splitlines() if h.strip()]
+    """Register one rater per line; handles already registered are reported as such and keep their role."""
+    names = list(dict.fromkeys(h.strip() for h in (handles or "").splitlines() if h.strip()))
     require(names, "List at least one handle (one per line).")
     bad = [h for h in names if not HANDLE_RE.match(h)]
     require(
         not bad, f"Invalid handles: {', '.join(bad[:5])} (letters, digits, . _ - @; at most 64 characters)."
     )
-    for handle in names:
+    known = {r["handle"]: r["role"] for r in ctx.workbench.list_raters()}
+    new = [h for h in names if h not in known]
+    for handle in new:
         ctx.workbench.add_rater(handle, role=role)
-    return status_html(f"Added {len(names)} {role}(s).")
+    parts = [f"Added {len(new)} {role}(s)."]
+    if len(new) < len(names):
+        present = ", ".join(f"{h} ({known[h]})" for h in names if h in known)
+        parts.append(f"Already present, unchanged: {present}.")
+    return status_html(" ".join(parts))
 
 
 def reset_bindings(ctx: UIContext, handles: str) -> str:
@@ -77,7 +85,8 @@ def reset_bindings(ctx: UIContext, handles: str) -> str:
 def progress_table(ctx: UIContext, study: str) -> Any:
     """Per-rater progress for a study (from the study statistics)."""
     require(study, "Pick a study.")
-    return as_frame(ctx.workbench.stats(study).get("raters"))
+    table = as_frame(ctx.workbench.stats(study).get("raters"))
+    return message_frame(NO_VOTES) if table.empty else table
 
 
 def build(ctx: UIContext) -> gr.Dropdown:
@@ -111,7 +120,14 @@ def build(ctx: UIContext) -> gr.Dropdown:
         with gr.Row():
             show = gr.Button("Show progress per rater")
             export = gr.Button("Export study")
-        progress = gr.Dataframe(label="Progress per rater", interactive=False)
+            link = gr.Button("Rater links", elem_id="admin-links")
+        links = gr.Markdown(elem_id="admin-rater-links")
+        progress = gr.Dataframe(
+            message_frame("Pick a study and press Show progress per rater."),
+            label="Progress per rater",
+            interactive=False,
+            elem_id="admin-progress",
+        )
         export_file = gr.File(label="Export")
 
     def guarded(fn):
@@ -131,6 +147,14 @@ def build(ctx: UIContext) -> gr.Dropdown:
         guarded(reset_bindings), [password, handles], [raters_status], api_visibility="private", **DB_EVENT
     )
     show.click(guarded(progress_table), [password, study], [progress], api_visibility="private", **DB_EVENT)
+
+    @user_errors
+    def on_links(secret, study_name, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        check_admin(ctx, secret, profile)
+        require(study_name, "Pick a study.")
+        return links_markdown(page_url(request), study_name)
+
+    link.click(on_links, [password, study], [links], api_visibility="private", queue=False)
     export.click(
         guarded(lambda c, s: str(export_zip(c.workbench, s))),
         [password, study],

@@ -20,8 +20,9 @@ KEY_RE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 
 # Event js: (study, handle, key) -> the same with a fresh 256-bit key when the browser has none yet.
 # crypto.getRandomValues also works on plain-http origins (randomUUID needs a secure context).
-MINT_JS = """(study, handle, key) => [study, handle, key || Array.from(
-  crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, "0")).join("")]"""
+KEY_OR_NEW_JS = """key || Array.from(
+  crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, "0")).join("")"""
+MINT_JS = f"(study, handle, key) => [study, handle, {KEY_OR_NEW_JS}]"
 
 
 def browser_key_state() -> gr.BrowserState:

@@ -19,6 +19,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 GPU_EVENT = {"concurrency_id": "gpu", "concurrency_limit": 1}
 DB_EVENT = {"concurrency_limit": 8}
+# No block frame and no visible label (the placeholder says it): Rate and Curate give the height to the images.
+COMPACT = {"container": False, "show_label": False}
 
 
 @dataclass
@@ -38,6 +40,12 @@ class UIContext:
 def escape(text: object) -> str:
     """HTML-escape text that came from users or the database before it is shown."""
     return html.escape("" if text is None else str(text), quote=True)
+
+
+def humanize(name: object) -> str:
+    """A snake_case name as people write it: "over_edit_identity_change" -> "Over edit identity change"."""
+    text = str(name).replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
 
 
 def status_html(message: str, ok: bool = True) -> str:

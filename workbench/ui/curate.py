@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from workbench.ui.auth import is_admin
-from workbench.ui.context import DB_EVENT, UIContext, escape, require, status_html, study_picker, user_errors
+from workbench.ui.context import (
+    COMPACT,
+    DB_EVENT,
+    UIContext,
+    escape,
+    humanize,
+    require,
+    status_html,
+    study_picker,
+    user_errors,
+)
 from workbench.ui.rating import (
     PUBLIC_CANDIDATE_KEYS,
+    finished_html,
+    image_aspect,
     instruction_html,
     new_task,
     progress_html,
@@ -30,7 +43,8 @@ def viewer_for(task: dict[str, Any] | None) -> str:
     if task is None:
         return ""
     p = task["paths"]
-    return compare_viewer_html([Pane("Source", p["source_path"], "source"), Pane("Target", p["target_path"])])
+    panes = [Pane("Source", p["source_path"], "source"), Pane("Target", p["target_path"])]
+    return compare_viewer_html(panes, aspect=image_aspect(p["source_path"]))
 
 
 def filter_html(task: dict[str, Any] | None) -> str:
@@ -43,17 +57,19 @@ def filter_html(task: dict[str, Any] | None) -> str:
     return f"<b>Filter score:</b> {escape(score_txt)} &middot; {escape(pub.get('filter_reason') or '')}"
 
 
-def _screen(task: dict[str, Any] | None, message: str, ok: bool = True) -> tuple:
+def screen(task: dict[str, Any] | None, message: str, ok: bool = True) -> tuple:
+    """Outputs for every Curate event; reasons and note are cleared, or after an undo hold the withdrawn ones."""
+    previous = (task or {}).get("public", {}).get("previous") or {}
     return (
         task,
         public_json(task),
         viewer_for(task),
         instruction_html(task),
         filter_html(task),
-        progress_html(task, "All candidates in this study are reviewed. Thank you!"),
+        progress_html(task, finished_html("All candidates in this study are reviewed. Thank you!")),
         status_html(message, ok),
-        [],
-        "",
+        previous.get("reasons") or [],
+        previous.get("note") or "",
     )
 
 
@@ -91,38 +107,83 @@ def submit_decision(
     return next_candidate(ctx, task["study"], handle), message.replace("Flaged", "Flagged")
 
 
-def build(ctx: UIContext) -> gr.Dropdown:
-    """Create the Curate tab (curators are admins: password, admin role with HF login, or admin org)."""
+@dataclass
+class CurateWidgets:
+    """The Curate tab's components (built by `layout`, connected by `wire`)."""
+
+    task: gr.State
+    handle: gr.Textbox
+    password: gr.Textbox
+    study: gr.Dropdown
+    start: gr.Button
+    progress: gr.HTML
+    status: gr.HTML
+    instruction: gr.HTML
+    filter_info: gr.HTML
+    viewer: gr.HTML
+    reasons: gr.CheckboxGroup
+    note: gr.Textbox
+    accept: gr.Button
+    reject: gr.Button
+    flag: gr.Button
+    undo: gr.Button
+    candidate: gr.JSON
+    decision_box: gr.Textbox  # API-only entry point: scripts pass the decision as a string
+    decide_api: gr.Button
+
+    @property
+    def screen(self) -> list[gr.components.Component]:
+        """Outputs of `screen()`, in order."""
+        return [self.task, self.candidate, self.viewer, self.instruction, self.filter_info, self.progress,
+                self.status, self.reasons, self.note]  # fmt: skip
+
+
+def layout(ctx: UIContext) -> CurateWidgets:
+    """Create the Curate tab's components: source, target and the decision controls on one laptop screen."""
     task = gr.State(None)
-    with gr.Column(elem_id="curate-panel"):
-        with gr.Row():
-            handle_box = gr.Textbox(label="Curator handle", scale=2, elem_id="curate-handle")
+    with gr.Column(elem_id="curate-panel", elem_classes=["study-panel"]):
+        with gr.Row(elem_classes=["sign-in-row"]):
+            handle = gr.Textbox(label="Curator handle", placeholder="Curator handle", scale=2, elem_id="curate-handle",
+                                **COMPACT)  # fmt: skip
             password = gr.Textbox(
-                label="Curator password", type="password", scale=2, elem_id="curate-password"
+                label="Curator password", placeholder="Curator password", type="password", scale=2,
+                elem_id="curate-password", **COMPACT,
+            )  # fmt: skip
+            study = study_picker(
+                ctx, "curation", label="Curation study", scale=2, elem_id="curate-study", **COMPACT
             )
-            study = study_picker(ctx, "curation", label="Curation study", scale=2, elem_id="curate-study")
             start = gr.Button("Start / resume", variant="primary", scale=1, elem_id="curate-start")
-        gr.HTML(SHORTCUTS_MD)
-        progress = gr.HTML(elem_id="curate-progress")
-        instruction = gr.HTML(elem_id="curate-instruction")
-        filter_info = gr.HTML(elem_id="curate-filter")
+        with gr.Row(elem_classes=["task-head"]):
+            progress = gr.HTML(elem_id="curate-progress", **COMPACT)
+            instruction = gr.HTML(elem_id="curate-instruction", **COMPACT)
+            filter_info = gr.HTML(elem_id="curate-filter", **COMPACT)
+            status = gr.HTML(elem_id="curate-status", **COMPACT)
         viewer = gr.HTML(elem_id="curate-viewer", js_on_load=None)
-        reasons = gr.CheckboxGroup(choices=[], label="Reasons (for reject or flag)", elem_id="curate-reasons")
-        note = gr.Textbox(label="Note (optional)", lines=1, max_length=MAX_NOTE_CHARS, elem_id="curate-note")
-        with gr.Row():
-            accept = gr.Button("Accept (A)", variant="primary", elem_id="curate-accept")
-            reject = gr.Button("Reject (R)", variant="stop", elem_id="curate-reject")
-            flag = gr.Button("Flag (F)", elem_id="curate-flag")
-            undo = gr.Button("Undo (U)", elem_id="curate-undo")
-        status = gr.HTML(elem_id="curate-status")
+        with gr.Column(elem_id="curate-actions", elem_classes=["answer-row"]):
+            reasons = gr.CheckboxGroup(
+                choices=[], label="Reasons (for reject or flag)", elem_id="curate-reasons"
+            )
+            with gr.Row():
+                note = gr.Textbox(
+                    label="Note (optional)", placeholder="Note (optional)", lines=1, max_length=MAX_NOTE_CHARS,
+                    elem_id="curate-note", scale=3, **COMPACT,
+                )  # fmt: skip
+                accept = gr.Button("Accept (A)", variant="primary", elem_id="curate-accept", scale=1)
+                reject = gr.Button("Reject (R)", variant="stop", elem_id="curate-reject", scale=1)
+                flag = gr.Button("Flag (F)", elem_id="curate-flag", scale=1)
+                undo = gr.Button("Undo (U)", elem_id="curate-undo", scale=1)
+        gr.HTML(SHORTCUTS_MD)
         candidate = gr.JSON(visible=False, label="candidate")
-        # API-only entry point: scripts pass the decision as a string; the buttons above use it too.
         decision_box = gr.Textbox(visible=False)
         decide_api = gr.Button(visible=False)
+    return CurateWidgets(task, handle, password, study, start, progress, status, instruction, filter_info, viewer,
+                         reasons, note, accept, reject, flag, undo, candidate, decision_box, decide_api)  # fmt: skip
 
-    screen = [task, candidate, viewer, instruction, filter_info, progress, status, reasons, note]
+
+def wire(ctx: UIContext, w: CurateWidgets) -> None:
+    """Connect the Curate tab's events (curators are admins: password, admin role with HF login, or admin org)."""
     # Progress and errors show on the status line only, never as an overlay over the answer controls.
-    events = {**DB_EVENT, "show_progress_on": [status]}
+    events = {**DB_EVENT, "show_progress_on": [w.status]}
 
     def check(typed, secret, profile):
         handle = resolve_handle(typed, profile)
@@ -137,14 +198,14 @@ def build(ctx: UIContext) -> gr.Dropdown:
         handle = check(typed, secret, profile)
         sign_in(ctx, handle)
         t = next_candidate(ctx, study_name, handle)
-        choices = ctx.workbench.study_info(study_name)["reasons"]
-        return (*_screen(t, f"Signed in as {handle}.")[:-2], gr.CheckboxGroup(choices=choices, value=[]), "")
+        choices = [(humanize(r), r) for r in ctx.workbench.study_info(study_name)["reasons"]]
+        return (*screen(t, f"Signed in as {handle}.")[:-2], gr.CheckboxGroup(choices=choices, value=[]), "")
 
     @user_errors
     def on_decide(t, typed, secret, decision, chosen, text, profile: gr.OAuthProfile | None = None):
         handle = check(typed, secret, profile)
         nxt, message = submit_decision(ctx, t, handle, decision, chosen, text)
-        return _screen(nxt, message)
+        return screen(nxt, message)
 
     @user_errors
     def on_undo(study_name, typed, secret, profile: gr.OAuthProfile | None = None):
@@ -152,16 +213,14 @@ def build(ctx: UIContext) -> gr.Dropdown:
         require(study_name, "Pick a study first.")
         restored = ctx.workbench.undo_decision(study_name, handle)
         require(restored, "Nothing to undo in this study.")
-        return _screen(new_task(restored, PUBLIC_CANDIDATE_KEYS, study_name), "Last decision undone.")
+        was = (restored.get("previous") or {}).get("decision", "")
+        message = f"Last decision undone (it was: {was}); its reasons and note are filled in again."
+        return screen(new_task(restored, PUBLIC_CANDIDATE_KEYS, study_name), message)
 
-    start.click(on_next, [study, handle_box, password], screen, api_name="next_candidate", **events)
-    decide_api.click(
-        on_decide,
-        [task, handle_box, password, decision_box, reasons, note],
-        screen,
-        api_name="submit_decision",
-        **events,
-    )
+    sign_in_inputs = [w.study, w.handle, w.password]
+    w.start.click(on_next, sign_in_inputs, w.screen, api_name="next_candidate", **events)
+    decide_inputs = [w.task, w.handle, w.password, w.decision_box, w.reasons, w.note]
+    w.decide_api.click(on_decide, decide_inputs, w.screen, api_name="submit_decision", **events)
 
     def button_handler(decision: str):
         @user_errors
@@ -170,13 +229,19 @@ def build(ctx: UIContext) -> gr.Dropdown:
 
         return handler
 
-    for button, decision in ((accept, "accept"), (reject, "reject"), (flag, "flag")):
+    for button, decision in ((w.accept, "accept"), (w.reject, "reject"), (w.flag, "flag")):
         button.click(
             button_handler(decision),
-            [task, handle_box, password, reasons, note],
-            screen,
+            [w.task, w.handle, w.password, w.reasons, w.note],
+            w.screen,
             api_visibility="private",
             **events,
         )
-    undo.click(on_undo, [study, handle_box, password], screen, api_name="undo_decision", **events)
-    return study
+    w.undo.click(on_undo, sign_in_inputs, w.screen, api_name="undo_decision", **events)
+
+
+def build(ctx: UIContext) -> CurateWidgets:
+    """Create and connect the Curate tab; the app refreshes `.study` on page load."""
+    widgets = layout(ctx)
+    wire(ctx, widgets)
+    return widgets

@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.images import ImageStore
-from workbench.ui import admin, arena, arena_admin, curate, edit, rate, results, serving
+from workbench.ui import admin, arena, arena_admin, curate, edit, rate, rater_link, results, serving
 from workbench.ui.context import UIContext, study_names
 from workbench.ui.page import css, head_html
 from workbench.ui.settings import AppSettings
@@ -27,27 +27,32 @@ def build_demo(settings: AppSettings, editor: Any, workbench: Any) -> gr.Blocks:
     ctx = UIContext(settings=settings, editor=editor, workbench=workbench)
     with gr.Blocks(title="Step1X-Edit Studio", delete_cache=(3600, 3600)) as demo:
         # A callable value is evaluated on each page load: the model may still be loading at build time.
-        gr.Markdown(lambda: f"## Step1X-Edit Studio &nbsp;<small>model: `{ctx.editor_name}`</small>")
-        with gr.Tabs():
+        gr.Markdown(
+            lambda: f"## Step1X-Edit Studio &nbsp;<small>model: `{ctx.editor_name}`</small>",
+            elem_id="studio-title",
+        )
+        with gr.Tabs(elem_id="studio-tabs") as tabs:
             with gr.Tab("Edit", id="edit"):
                 edit_study = edit.build(ctx)
             with gr.Tab("Arena", id="arena"):
                 arena_study, arena_ui = arena.build(ctx)
             with gr.Tab("Rate", id="rate"):
-                rate_study = rate.build(ctx)
+                rating = rate.build(ctx)
             with gr.Tab("Curate", id="curate"):
-                curate_study = curate.build(ctx)
+                curate_study = curate.build(ctx).study
             with gr.Tab("Results", id="results"):
                 results_study = results.build(ctx)
             with gr.Tab("Admin", id="admin"):
                 admin_study = admin.build(ctx)
                 arena_admin.build(ctx, arena_ui)
         # Fill the study pickers on page load, and again whenever one is opened (new studies appear).
-        pickers = [(edit_study, "curation"), (rate_study, "preference"), (curate_study, "curation"),
+        pickers = [(edit_study, "curation"), (rating.study, "preference"), (curate_study, "curation"),
                    (results_study, None), (admin_study, None), (arena_study, "arena")]  # fmt: skip
         for picker, kind in pickers:
-            demo.load(_refresh(ctx, kind), [picker], [picker], api_visibility="private", queue=False)
+            loaded = demo.load(_refresh(ctx, kind), [picker], [picker], api_visibility="private", queue=False)
             picker.focus(_refresh(ctx, kind), [picker], [picker], api_visibility="private", queue=False)
+            if picker is rating.study:  # then sign the rater in from a rater link or the browser's storage
+                rater_link.wire(ctx, loaded, tabs, rating)
     return demo
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import gradio as gr
 
 from workbench.ui.browser_key import MINT_JS, browser_key_state, verify
 from workbench.ui.context import (
+    COMPACT,
     DB_EVENT,
     UIContext,
     require,
@@ -21,6 +23,7 @@ from workbench.ui.guidelines import safe_markdown
 from workbench.ui.inputs import number_in_range
 from workbench.ui.rating import (
     PUBLIC_IMPRESSION_KEYS,
+    image_aspect,
     instruction_html,
     new_task,
     progress_html,
@@ -29,11 +32,15 @@ from workbench.ui.rating import (
     seconds_on_task,
     sign_in,
 )
+from workbench.ui.study_settings import RaterSettings, completion_html, quota_done, rater_settings
 from workbench.ui.viewer import Pane, compare_viewer_html
 
 CHOICES = [("A (left)", "A"), ("B (right)", "B"), ("Tie", "tie"), ("Both bad", "both_bad")]
 MAX_COMMENT_CHARS = 2000
 GUIDELINES = Path(__file__).resolve().parents[2] / "assets" / "guidelines.md"
+FINISHED = "You are done with this study. Thank you!"
+# Where a signed-in rater is remembered in the browser (handle and study only: nothing secret).
+SIGN_IN_STORAGE_KEY = "studio-rater-sign-in"
 SHORTCUTS_MD = (
     '<div class="shortcut-list">Shortcuts: <kbd>1</kbd> A &middot; <kbd>2</kbd> B &middot; <kbd>3</kbd> tie '
     "&middot; <kbd>4</kbd> both bad &middot; <kbd>Enter</kbd> submit &middot; <kbd>U</kbd> undo &middot; "
@@ -46,31 +53,48 @@ def viewer_for(task: dict[str, Any] | None) -> str:
     if task is None:
         return ""
     p = task["paths"]
-    return compare_viewer_html(
-        [Pane("Source", p["source_path"], "source"), Pane("A", p["left_path"]), Pane("B", p["right_path"])]
-    )
+    panes = [
+        Pane("Source", p["source_path"], "source"),
+        Pane("A", p["left_path"]),
+        Pane("B", p["right_path"]),
+    ]
+    return compare_viewer_html(panes, aspect=image_aspect(p["source_path"]))
 
 
-def _screen(task: dict[str, Any] | None, message: str, ok: bool = True) -> tuple:
-    """Outputs for every Rate event: state, API json, viewer, instruction, progress, status, cleared inputs."""
+def screen(
+    task: dict[str, Any] | None, message: str, settings: RaterSettings = RaterSettings(), ok: bool = True
+) -> tuple:
+    """Outputs for every Rate event: state, API json, viewer, instruction, progress, status, then the answer
+    inputs, cleared or (after an undo) holding the withdrawn answer."""
+    previous = (task or {}).get("public", {}).get("previous") or {}
     return (
         task,
         public_json(task),
         viewer_for(task),
         instruction_html(task),
-        progress_html(task, "All items in this study are done. Thank you!"),
+        progress_html(task, completion_html(settings, FINISHED), settings.quota),
         status_html(message, ok),
-        None,
-        None,
-        None,
-        None,
-        "",
+        previous.get("choice"),
+        previous.get("semantic"),
+        previous.get("quality"),
+        previous.get("overall"),
+        previous.get("comment") or "",
     )
 
 
 def next_item(ctx: UIContext, study: str, handle: str) -> dict[str, Any] | None:
+    """The rater's next screen, or None when the study or the rater's quota is done."""
     require(study, "Pick a study to rate.")
+    if quota_done(ctx.workbench, study, handle):
+        return None
     return new_task(ctx.workbench.next_item(study, handle), PUBLIC_IMPRESSION_KEYS, study)
+
+
+def open_screen(ctx: UIContext, study: str, handle: str) -> tuple:
+    """Sign `handle` in and show their current (or next) item of `study`."""
+    sign_in(ctx, handle)
+    task = next_item(ctx, study, handle)
+    return screen(task, f"Signed in as {handle}.", rater_settings(ctx.workbench, study))
 
 
 def score(value: float | None, name: str) -> int | None:
@@ -126,68 +150,95 @@ def submit_vote(
     return nxt, message
 
 
-def build(ctx: UIContext) -> gr.Dropdown:
-    """Create the Rate tab (inside an open gr.Tab); returns the study dropdown so the app can refresh it."""
+@dataclass
+class RateWidgets:
+    """The Rate tab's components (built by `layout`, connected by `wire`)."""
+
+    task: gr.State
+    saved: gr.BrowserState  # {"handle", "study"} of the last sign-in in this browser
+    key: gr.BrowserState  # this browser's secret, which binds a handle to it (workbench.browser_keys)
+    handle: gr.Textbox
+    study: gr.Dropdown
+    start: gr.Button
+    study_guidelines: gr.Markdown
+    progress: gr.HTML
+    status: gr.HTML
+    instruction: gr.HTML
+    viewer: gr.HTML
+    choice: gr.Radio
+    submit: gr.Button
+    undo: gr.Button
+    skip: gr.Button
+    semantic: gr.Number
+    quality: gr.Number
+    overall: gr.Number
+    comment: gr.Textbox
+    impression: gr.JSON
+
+    @property
+    def screen(self) -> list[gr.components.Component]:
+        """Outputs of `screen()`, in order."""
+        return [self.task, self.impression, self.viewer, self.instruction, self.progress, self.status,
+                self.choice, self.semantic, self.quality, self.overall, self.comment]  # fmt: skip
+
+
+def _score(label: str, elem_id: str) -> gr.Number:
+    return gr.Number(label=label, minimum=0, maximum=10, precision=0, elem_id=elem_id)
+
+
+def layout(ctx: UIContext) -> RateWidgets:
+    """Create the Rate tab's components (inside an open gr.Tab), compact enough that the source, both outputs
+    and the answer controls fit one laptop screen (the viewer is sized to the rest by static/studio.js)."""
     task = gr.State(None)
-    browser_key = browser_key_state()  # binds the typed handle to this browser (workbench.browser_keys)
-    with gr.Column(elem_id="rate-panel"):
-        with gr.Row():
-            handle_box = gr.Textbox(
-                label="Your rater handle", placeholder="e.g. alice", scale=2, elem_id="rate-handle"
-            )
-            study = study_picker(ctx, "preference", label="Study", scale=2, elem_id="rate-study")
+    # A fixed key: the value (a handle anyone could type) is not confidential, and a per-process random key
+    # would forget every sign-in when the server restarts.
+    saved = gr.BrowserState({}, storage_key=SIGN_IN_STORAGE_KEY, secret=SIGN_IN_STORAGE_KEY)
+    key = browser_key_state()
+    with gr.Column(elem_id="rate-panel", elem_classes=["study-panel"]):
+        with gr.Row(elem_classes=["sign-in-row"]):
+            handle = gr.Textbox(
+                label="Your rater handle", placeholder="Your rater handle, e.g. alice", scale=2, elem_id="rate-handle",
+                **COMPACT,
+            )  # fmt: skip
+            study = study_picker(ctx, "preference", label="Study", scale=2, elem_id="rate-study", **COMPACT)
             start = gr.Button("Start / resume", variant="primary", scale=1, elem_id="rate-start")
             if ctx.settings.on_space:
                 gr.LoginButton(scale=1)
-        with gr.Accordion("Guidelines", open=False):
+        with gr.Accordion("Guidelines and shortcuts", open=False, elem_id="rate-guidelines"):
             study_guidelines = gr.Markdown(
                 elem_id="rate-study-guidelines"
             )  # the study's own, set by its admin
             gr.Markdown(GUIDELINES.read_text(encoding="utf-8") if GUIDELINES.exists() else "")
-        gr.HTML(SHORTCUTS_MD)
-        progress = gr.HTML(elem_id="rate-progress")
-        instruction = gr.HTML(elem_id="rate-instruction")
+            gr.HTML(SHORTCUTS_MD)
+        with gr.Row(elem_classes=["task-head"]):
+            progress = gr.HTML(elem_id="rate-progress", **COMPACT)
+            instruction = gr.HTML(elem_id="rate-instruction", **COMPACT)
+            status = gr.HTML(elem_id="rate-status", **COMPACT)
         viewer = gr.HTML(elem_id="rate-viewer", js_on_load=None)
-        with gr.Row():
+        with gr.Row(elem_id="rate-actions", elem_classes=["answer-row"]):
             choice = gr.Radio(
-                CHOICES, label="Which output follows the instruction better?", elem_id="rate-choice", scale=3
+                CHOICES, label="Which output follows the instruction better?", elem_id="rate-choice", scale=4
             )
             submit = gr.Button("Submit (Enter)", variant="primary", elem_id="rate-submit", scale=1)
+            undo = gr.Button("Undo last vote (U)", elem_id="rate-undo", scale=1)
+            skip = gr.Button("Skip (S)", elem_id="rate-skip", scale=1)
         with gr.Accordion("Optional: scores (0-10) and comment", open=False):
             with gr.Row():
-                semantic = gr.Number(
-                    label="Semantic consistency", minimum=0, maximum=10, precision=0, elem_id="rate-semantic"
-                )
-                quality = gr.Number(
-                    label="Perceptual quality", minimum=0, maximum=10, precision=0, elem_id="rate-quality"
-                )
-                overall = gr.Number(
-                    label="Overall", minimum=0, maximum=10, precision=0, elem_id="rate-overall"
-                )
+                semantic = _score("Semantic consistency", "rate-semantic")
+                quality = _score("Perceptual quality", "rate-quality")
+                overall = _score("Overall", "rate-overall")
             comment = gr.Textbox(
                 label="Comment", lines=2, max_length=MAX_COMMENT_CHARS, elem_id="rate-comment"
             )
-        with gr.Row():
-            undo = gr.Button("Undo last vote (U)", elem_id="rate-undo")
-            skip = gr.Button("Skip (S)", elem_id="rate-skip")
-        status = gr.HTML(elem_id="rate-status")
         impression = gr.JSON(visible=False, label="impression")
+    return RateWidgets(task, saved, key, handle, study, start, study_guidelines, progress, status, instruction, viewer,
+                       choice, submit, undo, skip, semantic, quality, overall, comment, impression)  # fmt: skip
 
-    screen = [
-        task,
-        impression,
-        viewer,
-        instruction,
-        progress,
-        status,
-        choice,
-        semantic,
-        quality,
-        overall,
-        comment,
-    ]
+
+def wire(ctx: UIContext, w: RateWidgets) -> None:
+    """Connect the Rate tab's events (each has a stable api_name for gradio_client)."""
     # Progress and errors show on the status line only, never as an overlay over the answer controls.
-    events = {**DB_EVENT, "show_progress_on": [status]}
+    events = {**DB_EVENT, "show_progress_on": [w.status]}
 
     def holder(typed, key, profile) -> str:
         """The handle, checked against this browser's key (workbench.browser_keys); an HF login needs no key."""
@@ -198,28 +249,16 @@ def build(ctx: UIContext) -> gr.Dropdown:
 
     @user_errors
     def on_next(study_name, typed, key=None, profile: gr.OAuthProfile | None = None):
-        sign_in(ctx, resolve_handle(typed, profile))
+        sign_in(ctx, resolve_handle(typed, profile))  # first, so that this sign-in binds a new handle
         handle = holder(typed, key, profile)
-        t = next_item(ctx, study_name, handle)
-        return (*_screen(t, f"Signed in as {handle}."), key)
+        return *open_screen(ctx, study_name, handle), {"handle": handle, "study": study_name}, key
 
     @user_errors
-    def on_submit(
-        t,
-        study_name,
-        typed,
-        ch,
-        sem,
-        qual,
-        ovl,
-        text,
-        shown=None,
-        key=None,
-        profile: gr.OAuthProfile | None = None,
-    ):
+    def on_submit(t, study_name, typed, ch, sem, qual, ovl, text, shown=None, key=None,
+                  profile: gr.OAuthProfile | None = None):  # fmt: skip
         handle = holder(typed, key, profile)
         nxt, message = submit_vote(ctx, t, handle, ch, sem, qual, ovl, text, shown)
-        return _screen(nxt, message)
+        return screen(nxt, message, rater_settings(ctx.workbench, (t or {}).get("study")))
 
     @user_errors
     def on_undo(study_name, typed, key=None, profile: gr.OAuthProfile | None = None):
@@ -227,37 +266,39 @@ def build(ctx: UIContext) -> gr.Dropdown:
         require(study_name, "Pick a study first.")
         restored = ctx.workbench.undo_vote(study_name, handle)
         require(restored, "Nothing to undo in this study.")
-        return _screen(
-            new_task(restored, PUBLIC_IMPRESSION_KEYS, study_name), "Last vote undone: answer it again."
-        )
+        task = new_task(restored, PUBLIC_IMPRESSION_KEYS, study_name)
+        settings = rater_settings(ctx.workbench, study_name)
+        return screen(task, "Last vote undone: your answer is selected again; change it or submit.", settings)
 
     @user_errors
     def on_skip(t, typed, key=None, profile: gr.OAuthProfile | None = None):
         handle = holder(typed, key, profile)
         require(t, "There is no item on screen.")
         ctx.workbench.skip(t["public"]["impression_id"], handle)
-        return _screen(next_item(ctx, t["study"], handle), "Skipped.")
+        return screen(
+            next_item(ctx, t["study"], handle), "Skipped.", rater_settings(ctx.workbench, t["study"])
+        )
 
     def on_study(study_name):
         text = ctx.workbench.study_info(study_name)["guidelines"] if study_name in study_names(ctx) else ""
         return f"**This study:** {safe_markdown(text)}" if text else ""
 
-    sign_in_io = {
-        "inputs": [study, handle_box, browser_key],
-        "outputs": [*screen, browser_key],
-        "js": MINT_JS,
-    }
-    start.click(on_next, api_name="next_item", **sign_in_io, **events).then(
-        on_study, [study], [study_guidelines], api_visibility="private", queue=False
+    sign_in_io = {"inputs": [w.study, w.handle, w.key], "outputs": [*w.screen, w.saved, w.key], "js": MINT_JS}
+    w.start.click(on_next, api_name="next_item", **sign_in_io, **events).then(
+        on_study, [w.study], [w.study_guidelines], api_visibility="private", queue=False
     )
-    handle_box.submit(on_next, api_visibility="private", **sign_in_io, **events)
-    submit.click(
-        on_submit,
-        [task, study, handle_box, choice, semantic, quality, overall, comment, impression, browser_key],
-        screen,
-        api_name="submit_vote",
+    w.handle.submit(on_next, api_visibility="private", **sign_in_io, **events)
+    answers = [w.choice, w.semantic, w.quality, w.overall, w.comment]
+    w.submit.click(
+        on_submit, [w.task, w.study, w.handle, *answers, w.impression, w.key], w.screen, api_name="submit_vote",
         **events,
-    )
-    undo.click(on_undo, [study, handle_box, browser_key], screen, api_name="undo_vote", **events)
-    skip.click(on_skip, [task, handle_box, browser_key], screen, api_name="skip", **events)
-    return study
+    )  # fmt: skip
+    w.undo.click(on_undo, [w.study, w.handle, w.key], w.screen, api_name="undo_vote", **events)
+    w.skip.click(on_skip, [w.task, w.handle, w.key], w.screen, api_name="skip", **events)
+
+
+def build(ctx: UIContext) -> RateWidgets:
+    """Create and connect the Rate tab; the app refreshes `.study` and signs raters in from links with it."""
+    widgets = layout(ctx)
+    wire(ctx, widgets)
+    return widgets

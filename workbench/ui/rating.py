@@ -9,14 +9,16 @@ import uuid
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
 from workbench.ui.context import escape, require
 from workbench.ui.serving import image_url
 
 HANDLE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 # The only impression fields a rater's browser or API client ever receives: no system name or id, and no item
-# id (gold items are often imported last, so their ids would set them apart).
-PUBLIC_IMPRESSION_KEYS = ("impression_id", "instruction", "language", "category", "progress")
+# id (gold items are often imported last, so their ids would set them apart). "previous" is the rater's own
+# withdrawn answer after an undo (shown pre-selected).
+PUBLIC_IMPRESSION_KEYS = ("impression_id", "instruction", "language", "category", "progress", "previous")
 PUBLIC_CANDIDATE_KEYS = (
     "candidate_id",
     "instruction",
@@ -25,6 +27,7 @@ PUBLIC_CANDIDATE_KEYS = (
     "filter_score",
     "filter_reason",
     "progress",
+    "previous",
 )
 
 
@@ -74,13 +77,22 @@ def public_json(task: dict[str, Any] | None) -> dict[str, Any]:
     return {**task["public"], **urls, "done": False}
 
 
-def progress_html(task: dict[str, Any] | None, finished_label: str) -> str:
-    """'Item n of N' (n counts the one on screen)."""
+def progress_html(task: dict[str, Any] | None, finished_html: str, quota: int | None = None) -> str:
+    """'Item n of N' (n counts the one on screen). N leaves out the rater's skipped items (they never come back)
+    and is capped by the rater's quota; `finished_html` (trusted markup) shows once there is nothing left."""
     if task is None:
-        return f"<b>{escape(finished_label)}</b>"
+        return finished_html
     progress = task["public"].get("progress") or {}
-    done, total = int(progress.get("done", 0)), int(progress.get("total", 0))
+    done, skipped = int(progress.get("done", 0)), int(progress.get("skipped", 0))
+    total = max(int(progress.get("total", 0)) - skipped, 0)
+    if quota:
+        total = min(total, quota)
     return f"<b>Item {min(done + 1, max(total, 1))} of {total}</b> &middot; {done} done"
+
+
+def finished_html(text: str) -> str:
+    """The 'nothing left' line for progress_html."""
+    return f"<b>{escape(text)}</b>"
 
 
 def instruction_html(task: dict[str, Any] | None) -> str:
@@ -94,3 +106,13 @@ def instruction_html(task: dict[str, Any] | None) -> str:
 
 def seconds_on_task(task: dict[str, Any]) -> float:
     return round(time.monotonic() - task["shown_at"], 3)
+
+
+def image_aspect(path: str) -> float:
+    """Width / height of a stored image (header read only), so the viewer frames fit portrait images too."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except OSError:
+        return 1.0
+    return width / height if height else 1.0

@@ -1,4 +1,7 @@
-"""Tab 4, Results: leaderboard with 95% CIs, win-rate heatmap, per-category, agreement, bias, counts, CSV."""
+"""Tab 4, Results: leaderboard with 95% CIs, win-rate heatmap, per-category, agreement, bias, counts, CSV.
+
+The tables themselves (labels, undefined statistics, empty states) are built in `results_tables`.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +18,28 @@ import pandas as pd
 
 from workbench.csvsafe import csv_text
 from workbench.ui.auth import is_admin
-from workbench.ui.context import DB_EVENT, UIContext, require, study_picker, user_errors
+from workbench.ui.context import DB_EVENT, UIContext, humanize, require, study_picker, user_errors
 from workbench.ui.downloads import private_zip, safe_name
+from workbench.ui.results_tables import (
+    WIN_RATE_DECISIVE,
+    WIN_RATE_HALF,
+    display,
+    message_frame,
+    tables,
+)
 
 # Tables shown (and exported) from wb.stats(study); the win matrix is drawn as a heatmap and exported too.
-SECTIONS = ("leaderboard", "per_category", "per_language", "agreement", "position_bias", "raters", "curation")
+SECTIONS = ("leaderboard", "per_category", "per_language", "agreement", "position_bias", "raters", "curation",
+            "reasons")  # fmt: skip
+BEFORE_COMPUTE = "Enter the admin password, pick a study and press Compute."
+TITLES = {"per_category": "Per category", "per_language": "Per language", "curation": "Curation: acceptance",
+          "reasons": "Curation: reasons cited"}  # fmt: skip
+DEFINITIONS = (
+    f"**Two win rates.** The leaderboard's *{WIN_RATE_HALF}* counts every vote, a tie or both-bad as half a "
+    f"win; the heatmap's *{WIN_RATE_DECISIVE}* counts decisive votes only (FastChat's pairwise win fraction), "
+    "so the two differ whenever there are ties. Intervals are 95% bootstrap intervals over items; "
+    f"*not enough data* marks a statistic that is undefined for the votes so far."
+)
 
 
 def as_frame(obj: Any) -> pd.DataFrame:
@@ -60,6 +80,7 @@ def leaderboard_plot(rows: list[dict[str, Any]]) -> plt.Figure:
     ax.errorbar(df["rating"], y, xerr=err, fmt="o", capsize=4, color="#4338ca")
     ax.set_yticks(y, [f"{s} (n={v})" for s, v in zip(df["system"], df["votes"], strict=True)])
     ax.set_xlabel("Bradley-Terry rating (95% CI)")
+    ax.set_title("Leaderboard", loc="left")
     ax.margins(y=0.2)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
@@ -80,15 +101,16 @@ def heatmap_plot(df: pd.DataFrame) -> plt.Figure:
     for (i, j), v in np.ndenumerate(values):
         if not np.isnan(v):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=9)
-    ax.set_title("Win rate of row vs column")
+    ax.set_title(WIN_RATE_DECISIVE.replace(" (", "\n("))
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     return fig
 
 
-def csv_bundle(stats: dict[str, Any], study: str) -> Path:
-    """All tables as CSV files in one private zip (leaderboard.csv, win_matrix.csv, ...)."""
-    members = [(f"{name}.csv", csv_text(as_frame(stats.get(name)), index=False)) for name in SECTIONS]
+def csv_bundle(stats: dict[str, Any], frames: dict[str, pd.DataFrame], study: str) -> Path:
+    """All tables as CSV files in one private zip (leaderboard.csv, win_matrix.csv, ...); undefined values are
+    empty."""
+    members = [(f"{name}.csv", csv_text(frames[name], index=False)) for name in SECTIONS]
     members.append(("win_matrix.csv", csv_text(win_matrix_frame(stats.get("win_matrix")))))
     return private_zip(f"results-{safe_name(study)}.zip", members)
 
@@ -97,17 +119,15 @@ def render(ctx: UIContext, study: str) -> tuple:
     """Every Results output for `study`."""
     require(study, "Pick a study.")
     stats = ctx.workbench.stats(study)
-    tables = [
-        as_frame(stats.get(name)).round(3) for name in SECTIONS
-    ]  # display; the CSV keeps full precision
-    csv = csv_bundle(stats, study)
+    frames = tables(stats, ctx.workbench.study_info(study)["kind"])
+    csv = csv_bundle(stats, frames, study)  # full precision; the page rounds
     board_fig, heat_fig = (
         leaderboard_plot(stats.get("leaderboard") or []),
         heatmap_plot(win_matrix_frame(stats.get("win_matrix"))),
     )
     plt.close(board_fig)
     plt.close(heat_fig)
-    return (board_fig, heat_fig, *tables, str(csv))
+    return (board_fig, heat_fig, *(display(frames[name]) for name in SECTIONS), str(csv))
 
 
 def build(ctx: UIContext) -> gr.Dropdown:
@@ -117,13 +137,24 @@ def build(ctx: UIContext) -> gr.Dropdown:
         study = study_picker(ctx, None, label="Study", scale=3, elem_id="results-study")
         refresh = gr.Button("Compute", variant="primary", scale=1, elem_id="results-refresh")
         csv = gr.DownloadButton("Download CSV (zip)", scale=1, elem_id="results-csv")
+    # The titles are drawn inside the figures: a block label would cover the top system's name on a phone.
     with gr.Row():
-        board = gr.Plot(label="Leaderboard: Bradley-Terry, 95% CI", elem_id="results-leaderboard")
-        heat = gr.Plot(label="Win-rate heatmap", elem_id="results-heatmap")
-    tables = []
+        board = gr.Plot(show_label=False, min_width=320, elem_id="results-leaderboard")  # phones: stacked
+        heat = gr.Plot(show_label=False, min_width=320, elem_id="results-heatmap")
+    gr.Markdown(DEFINITIONS, elem_id="results-definitions")
+    outputs = []
     for name in SECTIONS:
-        with gr.Accordion(name.replace("_", " ").capitalize(), open=name == "leaderboard"):
-            tables.append(gr.Dataframe(label=name, interactive=False, elem_id=f"results-table-{name}"))
+        title = TITLES.get(name, humanize(name))
+        with gr.Accordion(title, open=name in ("leaderboard", "agreement")):
+            outputs.append(
+                gr.Dataframe(
+                    message_frame(BEFORE_COMPUTE),
+                    label=title,
+                    show_label=False,
+                    interactive=False,
+                    elem_id=f"results-table-{name}",
+                )
+            )
 
     @user_errors
     def on_compute(secret, study_name, profile: gr.OAuthProfile | None = None):
@@ -136,7 +167,7 @@ def build(ctx: UIContext) -> gr.Dropdown:
     refresh.click(
         on_compute,
         [password, study],
-        [board, heat, *tables, csv],
+        [board, heat, *outputs, csv],
         api_name="stats",
         **DB_EVENT,
     )
