@@ -109,6 +109,9 @@ def register(subparsers) -> None:
     ship.add_argument("run_dir", type=Path, help="training run folder (holds model/, loss.csv, ...)")
     ship.add_argument("--out", type=Path, default=None, help="default: assets/step1x-edit-nano")
     ship.add_argument("--per-category", type=int, default=20)
+    ship.add_argument(
+        "--eval-seed", type=int, default=None, help="held-out edits to evaluate (default: fixed)"
+    )
     ship.add_argument("--threads", type=int, default=1)
     ship.add_argument("--notes", default="", help="extra text for the model card's Notes section")
     ship.set_defaults(func=_cmd_ship)
@@ -123,7 +126,9 @@ def _cmd_ship(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     out = args.out or DEFAULT_MODEL_DIR
-    summary = ship(args.run_dir, out, per_category=args.per_category, notes=args.notes)
+    summary = ship(
+        args.run_dir, out, per_category=args.per_category, notes=args.notes, eval_seed=args.eval_seed
+    )
     print(f"shipped to {out}")
     print(format_table(summary))
     return 0

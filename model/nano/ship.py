@@ -16,7 +16,13 @@ from model.nano.train import LOSS_CSV, LOSS_PNG, SUMMARY
 FAILURE_PICTURES = 8
 
 
-def ship(run_dir: str | Path, out_dir: str | Path, per_category: int = 20, notes: str = "") -> dict:
+def ship(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    per_category: int = 20,
+    notes: str = "",
+    eval_seed: int | None = None,
+) -> dict:
     """Copy `<run_dir>/model` to `out_dir`, evaluate it there and write the card; returns the summary."""
     from model.pipeline import Step1XEditPipeline
 
@@ -32,7 +38,10 @@ def ship(run_dir: str | Path, out_dir: str | Path, per_category: int = 20, notes
         shutil.copy(run_dir / name, out_dir / name)
     pipe = Step1XEditPipeline.from_pretrained(str(out_dir))
     pipe.set_progress_bar_config(disable=True)
-    result = evaluate(pipe, per_category=per_category)
+    result = evaluate(
+        pipe, per_category=per_category, eval_seed=EVAL_SEED if eval_seed is None else eval_seed
+    )
+    result["eval_seed"] = EVAL_SEED if eval_seed is None else eval_seed
     (out_dir / EVAL_FILE).write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     rows = subset_rows(pipe)
     (out_dir / SUBSET_FILE).write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
