@@ -74,7 +74,7 @@ def write_model_card(model_dir: str | Path, notes: str = "") -> Path:
     lines += [
         f"- Files: {size_mb:.1f} MB (diffusers layout, safetensors).",
         "",
-        "## Metrics (held-out, `python -m model eval-nano`)",
+        f"## Metrics (held-out edits, eval seed {evaluation.get('eval_seed', 'default')}, `python -m model eval-nano`)",
         "Success = the check of `model/nano/checks.py`: among every result an edit of the same category",
         "could give (each other letter, colour, shape, texture, style, cell, background, tone) and the source,",
         f"the output is nearest the requested one; it makes at least {MIN_COMPLETENESS:.0%} of the source ->",
@@ -89,7 +89,8 @@ def write_model_card(model_dir: str | Path, notes: str = "") -> Path:
         "",
     ]
     if summary.get("per_variant"):
-        lines += _variant_section(summary["per_variant"]) + _failure_section(evaluation["rows"])
+        lines += _variant_section(summary["per_variant"]) + _target_section(summary, size_mb)
+        lines += _failure_section(evaluation["rows"])
     lines += _pictures(model_dir)
     lines += [
         "## Limitations",
@@ -101,6 +102,63 @@ def write_model_card(model_dir: str | Path, notes: str = "") -> Path:
     path = model_dir / "README.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _pooled(per_variant: dict, names: list[str]) -> float:
+    """Success over several variant rows, weighted by their sizes."""
+    rows = [per_variant[n] for n in names if n in per_variant]
+    return sum(r["success"] * r["n"] for r in rows) / max(1, sum(r["n"] for r in rows))
+
+
+def target_rows(summary: dict, size_mb: float) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) for the nano model's language and speed targets."""
+    v = summary["per_variant"]
+    pv = lambda name: v[name]["success"]  # noqa: E731 - a one-line lookup
+    heldout = ["en/heldout_frames", "zh/heldout_frames"]
+    rows = [
+        (
+            "held-out edits, templates >= 90 %",
+            f"{summary['overall']['success']:.1%}",
+            summary["overall"]["success"] >= 0.9,
+        ),
+        (
+            "held-out sentence frames >= 75 %",
+            f"{_pooled(v, heldout):.1%} (en {pv(heldout[0]):.0%}, zh {pv(heldout[1]):.0%})",
+            _pooled(v, heldout) >= 0.75,
+        ),
+        ("one typo >= 70 %", f"{pv('en/typo'):.1%}", pv("en/typo") >= 0.7),
+    ]
+    for name in ("en/capitalised", "en/all_caps", "en/polite", "en/question", "zh/polite", "zh/question"):
+        plain = f"{name.split('/')[0]}/frames"
+        gap = v[name]["success"] - v[plain]["success"]
+        rows.append((f"{name} within 5 points of {plain}", f"{gap * 100:+.1f} points", gap >= -0.05))
+    for variant in ("templates", "frames", "heldout_frames", "polite", "question"):
+        gap = v[f"zh/{variant}"]["success"] - v[f"en/{variant}"]["success"]
+        rows.append((f"zh/{variant} within 5 points of en", f"{gap * 100:+.1f} points", gap >= -0.05))
+    categories = sorted(v[heldout[0]]["per_category"])
+    per_cat = {
+        c: sum(v[h]["per_category"][c]["success"] * v[h]["per_category"][c]["n"] for h in heldout)
+        / sum(v[h]["per_category"][c]["n"] for h in heldout)
+        for c in categories
+    }
+    worst = min(per_cat, key=per_cat.get)
+    rows.append(
+        (
+            "every category >= 70 % on held-out frames",
+            f"lowest: {worst} {per_cat[worst]:.0%}",
+            per_cat[worst] >= 0.7,
+        )
+    )
+    seconds = summary["overall"]["seconds_per_edit"]
+    rows.append(("<= 0.05 s per edit, one thread", f"{seconds:.3f} s", seconds <= 0.05))
+    rows.append(("<= 30 MB", f"{size_mb:.1f} MB", size_mb <= 30))
+    return rows
+
+
+def _target_section(summary: dict, size_mb: float) -> list[str]:
+    lines = ["Targets:", "", "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t} | {m} | {'yes' if ok else 'no'} |" for t, m, ok in target_rows(summary, size_mb)]
+    return lines + [""]
 
 
 def _variant_section(per_variant: dict) -> list[str]:

@@ -31,8 +31,6 @@ MAX_COMPLETENESS = 1.3  # beyond this the output overshoots into something else
 REST_TOLERANCE = 0.035  # mean abs error (0..1) allowed in each cell the edit must not touch
 KEEP_TOLERANCE = 0.05  # mean abs error allowed on the unchanged pixels of the edited cells
 CHANGED_DELTA = 0.04  # a pixel is changed by the edit where |target - source| exceeds this in some channel
-# Kept for the model card and older callers: the edited region's mean abs error is reported, not judged.
-EDIT_TOLERANCE = KEEP_TOLERANCE
 
 
 @dataclass(frozen=True)
