@@ -4,6 +4,7 @@ so every number in it is a measured one."""
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -190,7 +191,7 @@ def _failure_section(rows: list[dict], examples: int = 8) -> list[str]:
     lines = ["## What fails", ""]
     if not misses:
         return lines + ["No held-out edit failed.", ""]
-    reasons = Counter(r["reason"].split(" (")[0].split(";")[0] for r in misses)
+    reasons = Counter(re.sub(r"\d+%", "N %", r["reason"].split(" (")[0].split(";")[0]) for r in misses)
     lines.append(f"{len(misses)} of {len(rows)} evaluated edits failed. First reason given:")
     lines += [f"- {n} x {reason}" for reason, n in reasons.most_common()]
     by_cat = Counter(r["category"] for r in misses)
