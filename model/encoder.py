@@ -173,9 +173,16 @@ class PromptTokens:
 
 
 def tokenize_prompt(
-    processor: Qwen2_5_VLProcessor, image: Image.Image, instruction: str, prefix: str = QWEN25VL_PREFIX
+    processor: Qwen2_5_VLProcessor,
+    image: Image.Image,
+    instruction: str,
+    prefix: str = QWEN25VL_PREFIX,
+    split_quotes: bool = True,
 ) -> PromptTokens:
-    """Build the official token sequence for one (image, instruction); the mask is the "!"-quirk `ids > 0`."""
+    """Build the official token sequence for one (image, instruction); the mask is the "!"-quirk `ids > 0`.
+
+    `split_quotes=False` skips the quote-aware re-tokenisation: for models trained without it (their own
+    tokenizer), where an apostrophe ("I'd") must stay an apostrophe instead of opening a quote."""
     qwen_image = qwen_vl_utils_resize(image)
     text = processor.apply_chat_template(
         build_messages(qwen_image, instruction, prefix),
@@ -185,11 +192,11 @@ def tokenize_prompt(
     )
     inputs = processor(text=[text], images=[qwen_image], padding=True, return_tensors="pt")
     tokenizer = processor.tokenizer
-    vision_end_id = tokenizer.convert_tokens_to_ids(VISION_END_TOKEN)
-    spliced = splice_at_vision_end(
-        inputs["input_ids"][0].tolist(), quote_aware_ids(tokenizer, text), vision_end_id
-    )
-    input_ids = torch.tensor([spliced], dtype=torch.long)
+    input_ids = inputs["input_ids"]
+    if split_quotes:
+        vision_end_id = tokenizer.convert_tokens_to_ids(VISION_END_TOKEN)
+        spliced = splice_at_vision_end(input_ids[0].tolist(), quote_aware_ids(tokenizer, text), vision_end_id)
+        input_ids = torch.tensor([spliced], dtype=torch.long)
     return PromptTokens(
         input_ids=input_ids,
         # Token id 0 is "!" in Qwen's vocabulary, so exclamation marks are masked out: official behaviour.
@@ -202,11 +209,14 @@ def tokenize_prompt(
 
 
 def prefix_token_count(
-    processor: Qwen2_5_VLProcessor, image: Image.Image, prefix: str = QWEN25VL_PREFIX
+    processor: Qwen2_5_VLProcessor,
+    image: Image.Image,
+    prefix: str = QWEN25VL_PREFIX,
+    split_quotes: bool = True,
 ) -> int:
     """Number of tokens up to and including <|vision_start|>: the span a model should drop when it is not
     bound to the released checkpoints' constant 217 (used for small models with their own tokenizer)."""
-    tokens = tokenize_prompt(processor, image, "", prefix)
+    tokens = tokenize_prompt(processor, image, "", prefix, split_quotes)
     vision_start_id = processor.tokenizer.convert_tokens_to_ids(VISION_START_TOKEN)
     return tokens.input_ids[0].tolist().index(vision_start_id) + 1
 
@@ -237,13 +247,14 @@ def encode_prompt(
     device: torch.device | None = None,
     dtype: torch.dtype | None = None,
     prefix: str = QWEN25VL_PREFIX,
+    split_quotes: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Qwen2.5-VL states for one prompt: (embeddings [1, max_length, hidden], mask [1, max_length]).
 
     Instructions longer than `max_length` tokens after the drop are truncated with a warning.
     """
     device = device or text_encoder.device
-    tokens = tokenize_prompt(processor, image, instruction, prefix)
+    tokens = tokenize_prompt(processor, image, instruction, prefix, split_quotes)
     total = tokens.input_ids.shape[1]
     kept = min(max_length, total - drop_tokens)
     if kept <= 0:

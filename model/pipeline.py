@@ -115,9 +115,10 @@ class Step1XEditPipeline(DiffusionPipeline):
     `vae` (AutoencoderKL, FLUX config; None = pixel space), `scheduler` (FlowMatchEulerDiscreteScheduler;
     its shift range is read, the official Euler loop is run here).
 
-    Config: `version` ("v1.0" | "v1.1": reference-token ids), `max_length` / `drop_tokens` / `prompt_prefix`
-    (prompt encoding; None prefix = the official one), `patch_size`, `ref_mode`, `prediction`, the
-    `default_*` call arguments, and `model_name` (reported by `name`).
+    Config: `version` ("v1.0" | "v1.1": reference-token ids), `max_length` / `drop_tokens` / `prompt_prefix` /
+    `split_quotes` (prompt encoding; None prefix = the official one; False skips the quote-aware
+    re-tokenisation), `patch_size`, `ref_mode`, `prediction`, the `default_*` call arguments, and
+    `model_name` (reported by `name`).
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
@@ -139,6 +140,7 @@ class Step1XEditPipeline(DiffusionPipeline):
         max_length: int = DEFAULT_MAX_LENGTH,
         drop_tokens: int = DEFAULT_DROP_TOKENS,
         prompt_prefix: str | None = None,
+        split_quotes: bool = True,
         patch_size: int = 2,
         ref_mode: str = "sequence",
         prediction: str = "velocity",
@@ -164,6 +166,7 @@ class Step1XEditPipeline(DiffusionPipeline):
             max_length=max_length,
             drop_tokens=drop_tokens,
             prompt_prefix=prompt_prefix,
+            split_quotes=split_quotes,
             patch_size=patch_size,
             ref_mode=ref_mode,
             prediction=prediction,
@@ -297,6 +300,7 @@ class Step1XEditPipeline(DiffusionPipeline):
                     drop_tokens=self.config.drop_tokens,
                     device=device,
                     prefix=self.config.prompt_prefix or QWEN25VL_PREFIX,
+                    split_quotes=self.config.split_quotes,
                 )
                 for prompt in prompts
             ]

@@ -9,7 +9,7 @@ starts as "copy the source"), a short prompt prefix and max_length, one sampling
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -44,11 +44,8 @@ class NanoConfig:
     double_layers: int = 2
     single_layers: int = 2
     pooled_dim: int = 64
-    max_length: int = 36  # the longest instruction is 33 tokens after the prefix
+    max_length: int = 40  # image tokens + the longest phrasings (~23 tokens) + the chat tail, with room
     steps: int = 1
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @lru_cache(maxsize=1)
@@ -143,7 +140,8 @@ def build_nano_pipeline(config: NanoConfig = NanoConfig(), seed: int = 0) -> Ste
         depth=config.connector_depth,
         pooled_dim=config.pooled_dim,
     )
-    drop = prefix_token_count(processor, Image.new("RGB", (config.size, config.size)), NANO_PREFIX)
+    blank = Image.new("RGB", (config.size, config.size))
+    drop = prefix_token_count(processor, blank, NANO_PREFIX, split_quotes=False)
     return Step1XEditPipeline(
         text_encoder=nano_text_encoder(processor.tokenizer, config),
         processor=processor,
@@ -154,6 +152,7 @@ def build_nano_pipeline(config: NanoConfig = NanoConfig(), seed: int = 0) -> Ste
         max_length=config.max_length,
         drop_tokens=drop,
         prompt_prefix=NANO_PREFIX,
+        split_quotes=False,  # an apostrophe ("i'd") is an apostrophe, not the start of a quote
         patch_size=config.patch_size,
         ref_mode="channel",
         prediction="ref_residual",

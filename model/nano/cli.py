@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from model.nano.grammar import VARIANTS
 from model.nano.world import CATEGORIES
 
 
@@ -19,6 +20,14 @@ def _categories(value: str) -> tuple[str, ...]:
     unknown = [c for c in names if c not in CATEGORIES]
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"unknown categories {unknown}; choose from {', '.join(CATEGORIES)}")
+    return names
+
+
+def _variants(value: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
     return names
 
 
@@ -58,6 +67,15 @@ def register(subparsers) -> None:
         help="draw this category W times as often (repeatable), e.g. text=2",
     )
     train.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this wall time")
+    train.add_argument(
+        "--init-from", default=None, help="warm start from a saved model (tensors whose shapes match)"
+    )
+    train.add_argument(
+        "--no-rephrase",
+        action="store_true",
+        help="train on the recorded captions only (no grammar phrasings)",
+    )
+    train.add_argument("--typo-prob", type=float, default=0.3, help="chance of each typo in a phrasing")
     train.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on shared cores)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-progress", action="store_true")
@@ -71,7 +89,16 @@ def register(subparsers) -> None:
     )
     ev.add_argument("--per-category", type=int, default=20)
     ev.add_argument("--categories", type=_categories, default=CATEGORIES)
-    ev.add_argument("--threads", type=int, default=2)
+    ev.add_argument(
+        "--eval-seed", type=int, default=None, help="draw other held-out edits (default: the shipped seed)"
+    )
+    ev.add_argument(
+        "--variants",
+        type=_variants,
+        default=VARIANTS,
+        help=f"comma-separated phrasing variants to add as rows (default all: {','.join(VARIANTS)}; '' none)",
+    )
+    ev.add_argument("--threads", type=int, default=1, help="torch threads (small models: 1 is fastest)")
     ev.add_argument("--json", action="store_true", help="print the summary as JSON")
     ev.add_argument(
         "--rows", type=Path, default=None, help="also write every edit's result to this JSON file"
@@ -82,7 +109,10 @@ def register(subparsers) -> None:
     ship.add_argument("run_dir", type=Path, help="training run folder (holds model/, loss.csv, ...)")
     ship.add_argument("--out", type=Path, default=None, help="default: assets/step1x-edit-nano")
     ship.add_argument("--per-category", type=int, default=20)
-    ship.add_argument("--threads", type=int, default=2)
+    ship.add_argument(
+        "--eval-seed", type=int, default=None, help="held-out edits to evaluate (default: fixed)"
+    )
+    ship.add_argument("--threads", type=int, default=1)
     ship.add_argument("--notes", default="", help="extra text for the model card's Notes section")
     ship.set_defaults(func=_cmd_ship)
 
@@ -96,7 +126,9 @@ def _cmd_ship(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     out = args.out or DEFAULT_MODEL_DIR
-    summary = ship(args.run_dir, out, per_category=args.per_category, notes=args.notes)
+    summary = ship(
+        args.run_dir, out, per_category=args.per_category, notes=args.notes, eval_seed=args.eval_seed
+    )
     print(f"shipped to {out}")
     print(format_table(summary))
     return 0
@@ -190,6 +222,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         threads=args.threads,
         seed=args.seed,
+        rephrase=not args.no_rephrase,
+        typo_prob=args.typo_prob,
+        init_from=args.init_from,
     )
     pipe = train(args.data, args.run_dir, config, progress=not args.no_progress)
     out = args.out or args.run_dir / "model"
@@ -202,7 +237,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from model.loading import load_editor
-    from model.nano.evaluate import evaluate, format_table
+    from model.nano.evaluate import EVAL_SEED, evaluate, format_table
 
     torch.set_num_threads(args.threads)
     if args.checkpoint:
@@ -212,7 +247,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     else:
         pipe = load_editor(args.model)
     pipe.set_progress_bar_config(disable=True)
-    result = evaluate(pipe, per_category=args.per_category, categories=args.categories)
+    result = evaluate(
+        pipe,
+        per_category=args.per_category,
+        categories=args.categories,
+        eval_seed=EVAL_SEED if args.eval_seed is None else args.eval_seed,
+        variants=args.variants,
+    )
     if args.rows:
         args.rows.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     if args.json:

@@ -10,7 +10,6 @@ official two keys ignore them. Rejected triplets go to `rejected.json` in the sa
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +73,7 @@ def export_world(
             "filter_score": round(verdict.score, 4),
             "filter_reason": verdict.reason,
             "key": triplet.key,
+            "edit": triplet.edit,
         }
         (accepted if verdict.passed else rejected)[target_rel] = entry
     write_metadata(out / METADATA, accepted)
@@ -122,10 +122,3 @@ def read_metadata(path: str | Path) -> list[Record]:
 def _resolve(base: Path, value: str) -> Path:
     p = Path(value)
     return p if p.is_absolute() else base / p
-
-
-def iter_images(records: list[Record]) -> Iterator[tuple[Record, Image.Image, Image.Image]]:
-    """(record, source, target) for every record."""
-    for record in records:
-        source, target = record.load()
-        yield record, source, target

@@ -13,10 +13,47 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.nano.checks import _cell_property, to_array
-from model.nano.world import BACKGROUNDS, GLOBAL_CATEGORIES, GRID, SLOT_NAMES, ZH, Triplet, cell_box
+from model.nano.checks import to_array
+from model.nano.world import (
+    BACKGROUNDS,
+    COLORS,
+    GLOBAL_CATEGORIES,
+    GRID,
+    SLOT_NAMES,
+    ZH,
+    Scene,
+    Triplet,
+    cell_box,
+)
 
 CHANGE_DELTA = 4 / 255  # a cell counts as changed when its mean abs difference exceeds this
+OBJECT_PIXEL_DELTA = 0.15  # a pixel belongs to the object where it differs this much from the background
+
+
+def nearest(color: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> str:
+    """Name of the palette colour nearest to an RGB colour in [0, 1]."""
+    names = list(palette)
+    values = np.array([palette[n] for n in names], dtype=np.float32) / 255.0
+    return names[int(np.argmin(((values - color) ** 2).sum(1)))]
+
+
+def object_visible(image: np.ndarray, scene: Scene, slot: int) -> tuple[bool, str]:
+    """Is the scene's object in `slot` visible in the image, in its colour? (ok, why not)"""
+    bg = np.array(BACKGROUNDS[scene.background], dtype=np.float32) / 255.0
+    top, left, bottom, right = cell_box(slot, image.shape[0])
+    cell = image[top:bottom, left:right]
+    obj = scene.objects[slot]
+    object_pixels = np.abs(cell - bg).max(-1) > OBJECT_PIXEL_DELTA
+    if not object_pixels.any():
+        return False, f"cell {slot}: the object has no visible pixels"
+    # Stripes and anti-aliased edges mix the colour with white/background; the most saturated quarter of
+    # the object's pixels carries the pure colour.
+    pixels = cell[object_pixels]
+    saturation = pixels.max(1) - pixels.min(1)
+    vivid = pixels[np.argsort(-saturation)[: max(1, len(pixels) // 4)]]
+    got = nearest(np.median(vivid, 0), COLORS | {"background": BACKGROUNDS[scene.background]})
+    ok = got == obj.color
+    return ok, "" if ok else f"cell {slot}: object looks {got}, expected {obj.color}"
 
 
 @dataclass(frozen=True)
@@ -89,7 +126,7 @@ def score_triplet(triplet: Triplet) -> FilterResult:
     # The named object must be visible in the source where the edit says it is.
     for slot in triplet.slots:
         if triplet.source_scene.objects[slot] is not None:
-            ok, why = _cell_property(source, source, triplet.source_scene, slot)
+            ok, why = object_visible(source, triplet.source_scene, slot)
             checks.append((ok, f"named object not found in the source: {why}"))
     if triplet.category == "background":
         bg = np.array(BACKGROUNDS[triplet.target_scene.background], dtype=np.float32) / 255.0

@@ -5,6 +5,10 @@ Recipe (docs/nano.md has the measurements behind it):
   loss = MSE(x0_pred, target) over the packed pixel tokens;
 - t = 1 with probability `t_one_prob` (the one-step sampler starts there), else uniform in (0, 1);
 - the instruction is replaced by "" with probability `cfg_dropout` (classifier-free guidance training);
+- with `rephrase` (and an "edit" description in the metadata) every draw of a triplet gets a fresh
+  instruction from the training grammar (model/nano/grammar.py: frames, synonyms, wrappers, typos);
+- `init_from` warm-starts from a saved model: every tensor whose name and shape match is copied, token
+  embeddings row by row where the token string exists in both vocabularies;
 - AdamW, linear warm-up then cosine decay to 5 %, gradient clipping, weight EMA (exported);
 - resumable: `<run>/checkpoint.pt` every `checkpoint_every` steps and at exit; `<run>/loss.csv` + `loss.png`.
 """
@@ -24,12 +28,12 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from model.encoder import qwen_vl_utils_resize, tokenize_prompt
+from model.encoder import VISION_END_TOKEN, qwen_vl_utils_resize, tokenize_prompt
 from model.latents import pil_to_tensor
 from model.nano.build import NanoConfig, build_nano_pipeline
 from model.nano.data import Record, read_metadata
+from model.nano.grammar import training_instruction
 from model.pipeline import Step1XEditPipeline
-from model.sampling import euler_step, get_schedule
 
 CHECKPOINT = "checkpoint.pt"
 LOSS_CSV = "loss.csv"
@@ -57,19 +61,25 @@ class TrainConfig:
     checkpoint_every: int = 250
     max_minutes: float | None = None
     seed: int = 0
+    rephrase: bool = True  # a fresh grammar phrasing per draw (needs "edit" in the metadata)
+    zh_fraction: float = 0.35  # share of Chinese phrasings when rephrasing
+    typo_prob: float = 0.3  # chance of each further typo in an English phrasing
+    init_from: str | None = None  # warm start from this saved model folder
     model: NanoConfig = field(default_factory=NanoConfig)
 
 
 class TripletBatcher:
     """Holds a dataset in memory as tensors + token ids; draws random training batches."""
 
-    def __init__(self, pipe: Step1XEditPipeline, records: list[Record]):
+    def __init__(self, pipe: Step1XEditPipeline, records: list[Record], config: TrainConfig | None = None):
         if not records:
             raise ValueError("the training set is empty")
         self.pipe = pipe
         self.sources: list[Image.Image] = []
         targets, captions = [], []
         self.categories = [str(r.extra.get("category", "")) for r in records]
+        self.edits = [r.extra.get("edit") for r in records]
+        self.config = config or TrainConfig(rephrase=False)
         for record in records:
             source, target = record.load()
             if source.size != target.size:
@@ -85,10 +95,11 @@ class TripletBatcher:
         self.src = torch.cat([pil_to_tensor(im) for im in self.sources])
         self.tgt = torch.cat([pil_to_tensor(im) for im in targets])
         # Prompt ids depend on the image only through its (fixed) token count: tokenise each caption once.
-        probe = self.sources[0]
-        cache: dict[str, list[int]] = {}
-        self.ids = [cache.setdefault(c, prompt_ids(pipe, probe, c)) for c in captions]
-        self.empty_ids = prompt_ids(pipe, probe, "")
+        self.captions = captions
+        self.probe = self.sources[0]
+        self._caption_ids: dict[str, list[int]] = {}  # filled on first use (rephrasing rarely needs them)
+        self.empty_ids = prompt_ids(pipe, self.probe, "")
+        self.prompt = None if pipe.config.split_quotes else PromptIds(pipe, self.probe)
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -101,14 +112,50 @@ class TripletBatcher:
 
     def batch(self, indices: list[int], drop: torch.Tensor | None = None):
         """(source pixels, target pixels, embeds, mask) for `indices`; `drop[i]` blanks the instruction."""
-        ids = [self.empty_ids if drop is not None and drop[j] else self.ids[i] for j, i in enumerate(indices)]
+        ids = [
+            self.empty_ids if drop is not None and drop[j] else self._ids(i) for j, i in enumerate(indices)
+        ]
         embeds, mask = encode_batch(self.pipe, ids, [self.sources[i] for i in indices])
         return self.src[indices], self.tgt[indices], embeds, mask
+
+    def _ids(self, i: int) -> list[int]:
+        """The recorded caption's ids, or those of a fresh phrasing of the same edit."""
+        if not self.config.rephrase or not self.edits[i] or self.prompt is None:
+            caption = self.captions[i]
+            if caption not in self._caption_ids:
+                self._caption_ids[caption] = (
+                    self.prompt(caption) if self.prompt else prompt_ids(self.pipe, self.probe, caption)
+                )
+            return self._caption_ids[caption]
+        text, _ = training_instruction(
+            self.categories[i], self.edits[i], random, self.config.zh_fraction, self.config.typo_prob
+        )
+        return self.prompt(text)
+
+
+class PromptIds:
+    """`prompt_ids` without re-running the processor: the ids around the instruction are fixed for a fixed
+    image size (the tokenizer sees the instruction as its own segment between special tokens)."""
+
+    def __init__(self, pipe: Step1XEditPipeline, probe: Image.Image):
+        if pipe.config.split_quotes:
+            raise ValueError("fresh phrasings need split_quotes=False (quote splitting re-tokenises)")
+        full = tokenize_prompt(pipe.processor, probe, "", pipe.config.prompt_prefix, False).input_ids[0]
+        end = full.tolist().index(pipe.processor.tokenizer.convert_tokens_to_ids(VISION_END_TOKEN)) + 1
+        self.head, self.tail = full[:end].tolist(), full[end:].tolist()
+        self.tokenizer = pipe.processor.tokenizer
+        self.keep = pipe.config.drop_tokens + pipe.config.max_length
+
+    def __call__(self, instruction: str) -> list[int]:
+        body = self.tokenizer(instruction, add_special_tokens=False)["input_ids"]
+        return (self.head + body + self.tail)[: self.keep]
 
 
 def prompt_ids(pipe: Step1XEditPipeline, image: Image.Image, instruction: str) -> list[int]:
     """The pipeline's own token sequence for (image, instruction), cut to what the connector will see."""
-    tokens = tokenize_prompt(pipe.processor, image, instruction, pipe.config.prompt_prefix)
+    tokens = tokenize_prompt(
+        pipe.processor, image, instruction, pipe.config.prompt_prefix, pipe.config.split_quotes
+    )
     return tokens.input_ids[0, : pipe.config.drop_tokens + pipe.config.max_length].tolist()
 
 
@@ -181,21 +228,6 @@ def flow_loss(
         return torch.nn.functional.mse_loss(pred, x0)
     weight = 1 + changed_weight * ((x0 - ref).abs() > CHANGED_THRESHOLD).float()
     return (weight * (pred - x0) ** 2).sum() / weight.sum()
-
-
-@torch.no_grad()
-def sample_batch(pipe: Step1XEditPipeline, src: torch.Tensor, embeds, mask, steps: int, seed: int = 0):
-    """Batched version of the pipeline's sampler without CFG (monitoring during training): [B,3,H,W]."""
-    ref = pipe.pack(src)
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(ref.shape, generator=gen)
-    rows, cols = src.shape[2] // pipe.side_multiple, src.shape[3] // pipe.side_multiple
-    ids = pipe.position_ids(rows, cols)
-    timesteps = get_schedule(steps, rows * cols, mu=pipe._schedule_mu(rows * cols))
-    for t_curr, t_next in zip(timesteps[:-1], timesteps[1:], strict=True):
-        out = pipe.model_output(x, ref, embeds, mask, torch.full((len(src),), t_curr), ids)
-        x = euler_step(x, pipe.velocity(out, x, ref, t_curr), t_curr, t_next)
-    return pipe.unpack(x, src.shape[2], src.shape[3]).clamp(-1, 1)
 
 
 class EMA:
@@ -296,10 +328,14 @@ def train(data: str | Path, run_dir: str | Path, config: TrainConfig, progress: 
     random.seed(config.seed)
     pipe = build_nano_pipeline(config.model, seed=config.seed)
     modules = trainable_modules(pipe)
-    # Start the noisy-target half of the DiT input projection at zero: at t = 1 it carries pure noise.
-    token_dim = pipe.transformer.config.out_channels
-    with torch.no_grad():
-        pipe.transformer.x_embedder.weight[:, :token_dim] = 0
+    warm = {}
+    if config.init_from:
+        warm = warm_start(pipe, config.init_from)
+    else:
+        # Start the noisy-target half of the DiT input projection at zero: at t = 1 it carries pure noise.
+        token_dim = pipe.transformer.config.out_channels
+        with torch.no_grad():
+            pipe.transformer.x_embedder.weight[:, :token_dim] = 0
     params = [p for m in modules.values() for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     ema = EMA(modules, config.ema_decay)
@@ -314,7 +350,7 @@ def train(data: str | Path, run_dir: str | Path, config: TrainConfig, progress: 
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])
         step, elapsed = state["step"], state["elapsed"]
-    batcher = TripletBatcher(pipe, read_metadata(data))
+    batcher = TripletBatcher(pipe, read_metadata(data), config)
     weights = batcher.sampling_weights(config.category_weights)
     for m in modules.values():
         m.train()
@@ -362,6 +398,7 @@ def train(data: str | Path, run_dir: str | Path, config: TrainConfig, progress: 
         "train_seconds": round(elapsed, 1),
         "samples_seen": step * config.batch_size,
         "train_triplets": len(batcher),
+        "warm_start": warm,
         "config": asdict(config),
     }
     (run_dir / SUMMARY).write_text(json.dumps(summary, indent=1), encoding="utf-8")
@@ -369,6 +406,30 @@ def train(data: str | Path, run_dir: str | Path, config: TrainConfig, progress: 
     for m in modules.values():
         m.eval()
     return pipe
+
+
+def warm_start(pipe: Step1XEditPipeline, source: str | Path) -> dict[str, int]:
+    """Copy the weights of a saved model into `pipe` where names and shapes match; token embeddings row by
+    row for the token strings both vocabularies share. Returns counts for the training summary."""
+    old = Step1XEditPipeline.from_pretrained(str(source))
+    old_vocab, new_vocab = old.processor.tokenizer.get_vocab(), pipe.processor.tokenizer.get_vocab()
+    shared = [(new_vocab[t], i) for t, i in old_vocab.items() if t in new_vocab]
+    counts = {"copied": 0, "skipped": 0, "token_rows": len(shared)}
+    old_modules = trainable_modules(old)
+    with torch.no_grad():
+        for name, module in trainable_modules(pipe).items():
+            theirs = old_modules[name].state_dict()
+            for key, value in module.state_dict().items():
+                if key.endswith(("embed_tokens.weight", "lm_head.weight")) and key in theirs:
+                    rows_new, rows_old = zip(*shared, strict=True)
+                    value[list(rows_new)] = theirs[key][list(rows_old)].to(value.dtype)
+                    counts["copied"] += 1
+                elif key in theirs and theirs[key].shape == value.shape:
+                    value.copy_(theirs[key])
+                    counts["copied"] += 1
+                else:
+                    counts["skipped"] += 1
+    return counts
 
 
 def pipeline_from_checkpoint(path: str | Path) -> Step1XEditPipeline:

@@ -10,6 +10,7 @@ English and Chinese phrasings. Generation is deterministic in (seed, index).
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -124,6 +125,7 @@ class Triplet:
     target_scene: Scene
     spec: dict = field(default_factory=dict)
     key: str = ""
+    edit: dict = field(default_factory=dict)  # language-free description (model/nano/grammar.py phrases it)
 
 
 # ---------------------------------------------------------------- rendering
@@ -359,10 +361,18 @@ def _neighbour(slot: int, direction: str) -> int | None:
     return None
 
 
+def obj_dict(obj: Obj) -> dict:
+    """What a phrase needs to name an object (JSON-serialisable)."""
+    return {"kind": obj.kind, "color": obj.color, "letter": obj.letter}
+
+
 def _plan_edit(
     category: str, scene: Scene, rng: random.Random, lang: str
-) -> tuple[Scene, tuple[int, ...], dict] | None:
-    """Choose an edit of `category` for `scene`. Returns (target scene, changed slots, template fields)."""
+) -> tuple[Scene, tuple[int, ...], dict, dict] | None:
+    """Choose an edit of `category` for `scene`.
+
+    Returns (target scene, changed slots, template fields in `lang`, language-free edit description).
+    """
     empty = [i for i, o in enumerate(scene.objects) if o is None]
     if category == "add":
         if not empty:
@@ -371,11 +381,12 @@ def _plan_edit(
         new = random_object(rng, scene.used_colors(), allow_letter=False)
         new = replace(new, outline=False, striped=False)
         fields = {"new": _indefinite(new, lang), "pos": _w(SLOT_NAMES[slot], lang)}
-        return _with(scene, slot, new), (slot,), fields
+        return _with(scene, slot, new), (slot,), fields, {"new": obj_dict(new), "pos": SLOT_NAMES[slot]}
     if category == "remove":
         slots = _occupied(scene)
         slot = rng.choice(slots)
-        return _with(scene, slot, None), (slot,), {"obj": name(scene.objects[slot], lang)}
+        old = scene.objects[slot]
+        return _with(scene, slot, None), (slot,), {"obj": name(old, lang)}, {"obj": obj_dict(old)}
     if category == "replace":
         slot = rng.choice(_occupied(scene))
         old = scene.objects[slot]
@@ -383,7 +394,8 @@ def _plan_edit(
         new = replace(
             new, kind=rng.choice([k for k in SHAPES if k != old.kind]), outline=False, striped=False
         )
-        return _with(scene, slot, new), (slot,), {"obj": name(old, lang), "new": _indefinite(new, lang)}
+        fields = {"obj": name(old, lang), "new": _indefinite(new, lang)}
+        return _with(scene, slot, new), (slot,), fields, {"obj": obj_dict(old), "new": obj_dict(new)}
     if category == "color":
         slot = rng.choice(_occupied(scene))
         old = scene.objects[slot]
@@ -392,6 +404,7 @@ def _plan_edit(
             _with(scene, slot, replace(old, color=color)),
             (slot,),
             {"obj": name(old, lang), "color": _w(color, lang)},
+            {"obj": obj_dict(old), "color": color},
         )
     if category in ("texture", "style"):
         slots = _occupied(scene, lambda o: o.kind != "letter")
@@ -401,17 +414,18 @@ def _plan_edit(
         old = scene.objects[slot]
         if category == "texture":
             new, word = replace(old, striped=not old.striped), ("plain" if old.striped else "striped")
-            words = TEXTURE_WORDS[word]
-            return _with(scene, slot, new), (slot,), {"obj": name(old, lang), "texture": words[lang == "zh"]}
+            fields = {"obj": name(old, lang), "texture": TEXTURE_WORDS[word][lang == "zh"]}
+            return _with(scene, slot, new), (slot,), fields, {"obj": obj_dict(old), "texture": word}
         new, word = replace(old, outline=not old.outline), ("filled" if old.outline else "outline")
         return (
             _with(scene, slot, new),
             (slot,),
             {"obj": name(old, lang), "style": STYLE_WORDS[word][lang == "zh"]},
+            {"obj": obj_dict(old), "style": word},
         )
     if category == "background":
         bg = rng.choice([b for b in BACKGROUNDS if b != scene.background])
-        return replace(scene, background=bg), tuple(range(GRID * GRID)), {"bg": _w(bg, lang)}
+        return replace(scene, background=bg), tuple(range(GRID * GRID)), {"bg": _w(bg, lang)}, {"bg": bg}
     if category == "text":
         slots = _occupied(scene, lambda o: o.kind == "letter")
         if not slots:
@@ -422,6 +436,7 @@ def _plan_edit(
         return (
             _with(scene, slot, replace(old, letter=letter)),
             (slot,),
+            {"old": old.letter, "new_letter": letter},
             {"old": old.letter, "new_letter": letter},
         )
     if category == "move":
@@ -436,12 +451,13 @@ def _plan_edit(
         slot, direction, dest = rng.choice(moves)
         obj = scene.objects[slot]
         target = _with(_with(scene, slot, None), dest, obj)
-        return target, tuple(sorted((slot, dest))), {"obj": name(obj, lang), "dir": _w(direction, lang)}
+        fields = {"obj": name(obj, lang), "dir": _w(direction, lang)}
+        return target, tuple(sorted((slot, dest))), fields, {"obj": obj_dict(obj), "dir": direction}
     if category == "tone":
         tone = rng.choice(TONES)
         phrases = TONE_PHRASES[tone]
         fields = {"tone_en": rng.choice(phrases["en"]), "tone_zh": rng.choice(phrases["zh"])}
-        return replace(scene, tone=tone), tuple(range(GRID * GRID)), fields
+        return replace(scene, tone=tone), tuple(range(GRID * GRID)), fields, {"tone": tone}
     raise ValueError(f"unknown category {category!r}")
 
 
@@ -463,8 +479,14 @@ def _scene_for(category: str, rng: random.Random) -> Scene:
     return scene
 
 
+def edit_key(scene: Scene, category: str, edit: dict) -> str:
+    """The identity of an edit, whatever its wording: training rephrases instructions, so the train / eval
+    split must not depend on the words."""
+    return f"{scene!r}|{category}|{json.dumps(edit, sort_keys=True)}"
+
+
 def split_of(key: str) -> str:
-    """ "eval" for one in ten (scene, instruction) keys, else "train": held-out edits never train."""
+    """ "eval" for one in ten edit keys, else "train": held-out edits never train, in any wording."""
     return "eval" if int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 10 == 0 else "train"
 
 
@@ -480,7 +502,7 @@ def make_triplet(
     """The deterministic triplet number `index` of stream `seed`.
 
     With `split` ("train"/"eval") set, draws are repeated (deterministically) until the triplet's
-    (source scene, instruction) key falls in that split, so the two splits never share an edit.
+    edit key (source scene + language-free edit) falls in that split, so the two splits never share an edit.
     """
     for attempt in range(1000):
         rng = random.Random(f"{seed}:{index}:{attempt}")
@@ -490,9 +512,9 @@ def make_triplet(
         plan = _plan_edit(category, scene, rng, lang)
         if plan is None:
             continue
-        target_scene, slots, fields = plan
+        target_scene, slots, fields, edit = plan
         instruction = rng.choice(TEMPLATES[category][lang]).format(**fields)
-        key = f"{scene!r}|{instruction}"
+        key = edit_key(scene, category, edit)
         if split is not None and split_of(key) != split:
             continue
         return Triplet(
@@ -506,5 +528,55 @@ def make_triplet(
             target_scene=target_scene,
             spec=fields,
             key=key,
+            edit=edit,
         )
     raise RuntimeError(f"could not draw a {split or 'any'} triplet for seed {seed} index {index}")
+
+
+def alternative_targets(scene: Scene, category: str) -> list[Scene]:
+    """Every target scene one edit of `category` can make from `scene` (the requested one among them).
+
+    The success check asks which of these an output looks like: a text edit must show the requested
+    letter rather than any other, a move the requested cell rather than another one, and so on.
+    """
+    used = scene.used_colors()
+    free_colors = [c for c in COLORS if c not in used]
+    shapes = _occupied(scene, lambda o: o.kind != "letter")
+    out: list[Scene] = []
+    if category == "add":
+        for slot in (i for i, o in enumerate(scene.objects) if o is None):
+            out += [_with(scene, slot, Obj(k, c)) for k in SHAPES for c in free_colors]
+    elif category == "remove":
+        out = [_with(scene, slot, None) for slot in _occupied(scene)]
+    elif category == "replace":
+        for slot in _occupied(scene):
+            kinds = [k for k in SHAPES if k != scene.objects[slot].kind]
+            out += [_with(scene, slot, Obj(k, c)) for k in kinds for c in free_colors]
+    elif category == "color":
+        for slot in _occupied(scene):
+            out += [_with(scene, slot, replace(scene.objects[slot], color=c)) for c in free_colors]
+    elif category == "texture":
+        out = [
+            _with(scene, s, replace(scene.objects[s], striped=not scene.objects[s].striped)) for s in shapes
+        ]
+    elif category == "style":
+        out = [
+            _with(scene, s, replace(scene.objects[s], outline=not scene.objects[s].outline)) for s in shapes
+        ]
+    elif category == "background":
+        out = [replace(scene, background=b) for b in BACKGROUNDS if b != scene.background]
+    elif category == "text":
+        free_letters = [x for x in LETTERS if x not in scene.letters()]
+        for slot in _occupied(scene, lambda o: o.kind == "letter"):
+            out += [_with(scene, slot, replace(scene.objects[slot], letter=x)) for x in free_letters]
+    elif category == "move":
+        for slot in _occupied(scene):
+            for direction in DIRECTIONS:
+                dest = _neighbour(slot, direction)
+                if dest is not None and scene.objects[dest] is None:
+                    out.append(_with(_with(scene, slot, None), dest, scene.objects[slot]))
+    elif category == "tone":
+        out = [replace(scene, tone=t) for t in TONES]
+    else:
+        raise ValueError(f"unknown category {category!r}")
+    return out

@@ -48,6 +48,8 @@ def test_eval_nano_json(tmp_path, capsys, tiny_config):
             "1",
             "--categories",
             "color,tone",
+            "--variants",
+            "heldout_frames,typo",
             "--json",
         ],
         capsys,
@@ -57,6 +59,23 @@ def test_eval_nano_json(tmp_path, capsys, tiny_config):
     assert set(summary["per_category"]) == {"color", "tone"}
     # The untrained model copies the source: no edit succeeds.
     assert summary["overall"]["success"] == 0.0 and summary["overall"]["seconds_per_edit"] > 0
+    # One row per variant and language (no typo row for Chinese), each with its categories.
+    assert list(summary["per_variant"]) == ["en/heldout_frames", "en/typo", "zh/heldout_frames"]
+    assert all(set(v["per_category"]) == {"color", "tone"} for v in summary["per_variant"].values())
+    assert all(v["n"] == 2 and v["success"] == 0.0 for v in summary["per_variant"].values())
+
+
+def test_eval_nano_defaults_to_one_thread():
+    import argparse
+
+    from model.nano.cli import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    assert parser.parse_args(["eval-nano"]).threads == 1
+    assert parser.parse_args(["nano-ship", "runs/x"]).threads == 1
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval-nano", "--variants", "shouting"])
 
 
 def test_unknown_category_is_rejected(capsys):

@@ -1,5 +1,6 @@
 """The automatic filter rejects broken triplets with a reason; the success check accepts only real edits."""
 
+import random
 from dataclasses import replace
 
 import numpy as np
@@ -8,7 +9,14 @@ from PIL import Image
 
 from model.nano.checks import check_edit
 from model.nano.filter import score_triplet
-from model.nano.world import CATEGORIES, GLOBAL_CATEGORIES, cell_box, make_triplet
+from model.nano.world import (
+    CATEGORIES,
+    GLOBAL_CATEGORIES,
+    alternative_targets,
+    cell_box,
+    make_triplet,
+    render,
+)
 
 
 def _triplet(category, index=0, zh=0.0):
@@ -84,3 +92,52 @@ def test_check_rejects_wrong_colour():
     wrong = _paste_cell(t.target, t.source, slot)  # the object keeps its old colour
     result = check_edit(t, wrong)
     assert not result.success and not result.property_ok
+
+
+def _noisy(image: Image.Image, sigma: float, rng: np.random.Generator) -> Image.Image:
+    pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, sigma, (*image.size[::-1], 3))
+    return Image.fromarray(np.clip(pixels + 0.5, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_check_baselines(category):
+    """identity 0 %, ground truth 100 %, ground truth + noise (sigma 5 grey levels) >= 95 %, 60/40 and
+    40/60 cross-fades of target and source <= 5 %, the result of another edit of the category <= 2 %."""
+    rng = np.random.default_rng(0)
+    pick = random.Random(0)
+    rates: dict[str, list[bool]] = {
+        k: [] for k in ("identity", "truth", "noise", "fade64", "fade46", "other")
+    }
+    for index in range(25):
+        t = make_triplet(23, index, categories=(category,), split="eval")
+        rates["identity"].append(check_edit(t, t.source).success)
+        rates["truth"].append(check_edit(t, t.target).success)
+        rates["noise"].append(check_edit(t, _noisy(t.target, 5, rng)).success)
+        rates["fade64"].append(check_edit(t, Image.blend(t.source, t.target, 0.6)).success)
+        rates["fade46"].append(check_edit(t, Image.blend(t.source, t.target, 0.4)).success)
+        others = [s for s in alternative_targets(t.source_scene, category) if s != t.target_scene]
+        if others:
+            rates["other"].append(check_edit(t, render(pick.choice(others))).success)
+    share = {k: float(np.mean(v)) for k, v in rates.items() if v}
+    assert share["identity"] == 0.0 and share["truth"] == 1.0, share
+    assert share["noise"] >= 0.95, share
+    assert share["fade64"] <= 0.05 and share["fade46"] <= 0.05, share
+    assert share.get("other", 0.0) <= 0.02, share
+
+
+def test_check_refuses_a_ghost_of_the_old_letter():
+    t = next(x for i in range(50) if (x := _triplet("text", i)).edit["old"] != x.edit["new_letter"])
+    ghost = Image.blend(t.target, t.source, 0.3)  # the new letter with a faint old one behind it
+    result = check_edit(t, ghost)
+    assert not result.success and "done" in result.reason
+    assert 0.6 < result.completeness < 0.75
+
+
+def test_check_accepts_the_edit_with_speckle():
+    # A few wrong pixels inside the edited cell do not turn a visible edit into a failure.
+    t = _triplet("text", 1)
+    out = np.asarray(t.target).copy()
+    top, left, _, _ = cell_box(t.slots[0], 32)
+    out[top + 1, left + 1] = out[top + 14, left + 3] = (0, 0, 0)
+    result = check_edit(t, Image.fromarray(out))
+    assert result.success, result.reason

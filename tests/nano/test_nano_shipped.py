@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from model.loading import DEFAULT_MODEL_DIR
-from model.nano.evaluate import SUBSET_FILE, subset_rows
+from model.nano.evaluate import SUBSET_FILE, SUBSET_VARIANTS, subset_rows
 from model.nano.world import make_triplet
 from model.pipeline import Step1XEditPipeline
 
@@ -32,6 +32,7 @@ def test_reproduces_recorded_subset(shipped):
     recorded = json.loads((DEFAULT_MODEL_DIR / SUBSET_FILE).read_text(encoding="utf-8"))
     rows = subset_rows(shipped)
     assert [r["instruction"] for r in rows] == [r["instruction"] for r in recorded]
+    assert {r.get("variant") for r in recorded} == {None, *SUBSET_VARIANTS}
     agree = np.mean([a["success"] == b["success"] for a, b in zip(rows, recorded, strict=True)])
     assert agree >= 0.9
     psnr_gap = np.mean([abs(a["psnr"] - b["psnr"]) for a, b in zip(rows, recorded, strict=True)])
@@ -48,3 +49,18 @@ def test_chinese_instruction_path(shipped):
     assert mask.sum() > 0 and torch.isfinite(embeds).all()
     out = shipped(t.source, t.instruction, seed=0).images[0]
     assert out.size == t.source.size
+
+
+def test_contractions_and_capitals_reach_the_model_as_words(shipped, caplog):
+    t = make_triplet(31, 1, categories=("text",), zh_fraction=0.0, split="eval")
+    old, new = t.edit["old"], t.edit["new_letter"]
+    assert not shipped.config.split_quotes
+    with caplog.at_level("WARNING"):
+        embeds, mask = shipped.encode_prompt(
+            t.source, [f"Hey, I'd like the letter '{old}' to be '{new}', thanks!"]
+        )
+    assert "too long" not in caplog.text and 10 < int(mask.sum()) < shipped.config.max_length
+    # Upper and lower case name the same letter: the normalised prompts encode identically.
+    upper, _ = shipped.encode_prompt(t.source, [f"CHANGE THE LETTER {old} TO {new}"])
+    lower, _ = shipped.encode_prompt(t.source, [f"change the letter {old.lower()} to {new.lower()}"])
+    torch.testing.assert_close(upper, lower)

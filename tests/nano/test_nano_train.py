@@ -1,12 +1,14 @@
 """Training path: batched encoding equals the pipeline's, a few steps lower the loss, runs resume."""
 
 import csv
+import random
 
 import pytest
 import torch
 
 from model.nano.build import build_nano_pipeline
 from model.nano.data import export_world, read_metadata
+from model.nano.grammar import training_instruction
 from model.nano.train import (
     TrainConfig,
     TripletBatcher,
@@ -15,6 +17,7 @@ from model.nano.train import (
     pipeline_from_checkpoint,
     prompt_ids,
     train,
+    warm_start,
 )
 from model.nano.world import make_triplet
 
@@ -103,3 +106,37 @@ def test_category_weights_set_the_draw_weights(pipe, dataset):
     weights = batcher.sampling_weights({batcher.categories[0]: 3.0})
     assert weights == [3.0 if c == batcher.categories[0] else 1.0 for c in batcher.categories]
     assert all(batcher.categories)  # every generated triplet names its category
+
+
+def test_fresh_phrasings_tokenise_like_the_pipeline(pipe, dataset):
+    batcher = TripletBatcher(pipe, read_metadata(dataset), TrainConfig())
+    rng = random.Random(0)
+    for category, edit in zip(batcher.categories, batcher.edits, strict=True):
+        for _ in range(5):
+            text, _ = training_instruction(category, edit, rng)
+            assert batcher.prompt(text) == prompt_ids(pipe, batcher.probe, text), text
+
+
+def test_rephrasing_draws_new_instructions(pipe, dataset):
+    random.seed(0)
+    rephrasing = TripletBatcher(pipe, read_metadata(dataset), TrainConfig())
+    fixed = TripletBatcher(pipe, read_metadata(dataset), TrainConfig(rephrase=False))
+    assert len({tuple(rephrasing._ids(0)) for _ in range(20)}) > 5
+    assert {tuple(fixed._ids(0)) for _ in range(5)} == {
+        tuple(prompt_ids(pipe, fixed.probe, fixed.captions[0]))
+    }
+
+
+def test_warm_start_copies_matching_tensors(tmp_path, tiny_config):
+    old = build_nano_pipeline(tiny_config, seed=1)
+    with torch.no_grad():
+        old.transformer.proj_out.weight.fill_(0.25)
+        embed = old.text_encoder.get_input_embeddings().weight
+        embed[old.processor.tokenizer.convert_tokens_to_ids("Ġcircle")] = 7.0
+    old.save_pretrained(tmp_path / "old")
+    new = build_nano_pipeline(tiny_config, seed=2)
+    counts = warm_start(new, tmp_path / "old")
+    assert counts["skipped"] == 0 and counts["token_rows"] > 500
+    assert torch.all(new.transformer.proj_out.weight == 0.25)
+    row = new.processor.tokenizer.convert_tokens_to_ids("Ġcircle")
+    assert torch.all(new.text_encoder.get_input_embeddings().weight[row] == 7.0)

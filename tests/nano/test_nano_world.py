@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from model.nano.world import CATEGORIES, LANGUAGES, make_triplet, render, split_of
+from model.nano.world import (
+    CATEGORIES,
+    LANGUAGES,
+    alternative_targets,
+    edit_key,
+    make_triplet,
+    render,
+    split_of,
+)
 
 
 def _same(a, b) -> bool:
@@ -49,3 +57,18 @@ def test_splits_are_disjoint():
 def test_render_rejects_bad_size():
     with pytest.raises(ValueError, match="multiple"):
         render(make_triplet(0, 0).source_scene, size=33)
+
+
+def test_split_key_ignores_the_wording():
+    a = make_triplet(9, 0, zh_fraction=0.0)
+    assert a.key == edit_key(a.source_scene, a.category, a.edit)
+    assert a.instruction not in a.key  # any phrasing of a held-out edit stays held out
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_alternative_targets_hold_the_requested_one(category):
+    for index in range(10):
+        t = make_triplet(13, index, categories=(category,))
+        alternatives = alternative_targets(t.source_scene, category)
+        assert t.target_scene in alternatives
+        assert t.source_scene not in alternatives
