@@ -156,8 +156,7 @@ class Curation:
         def write(s: Session) -> dict[str, Any] | None:
             conn = s.connection()
             st, rater = studies.record(conn, study), rater_row(s, rater_handle)
-            if st.kind != "curation":
-                raise ValueError(f"study {st.name!r} is a preference study; use next_item")
+            studies.check_open(st, "curation")
             scheduler.lock_rater(conn, rater.id)
             leases.expire_idle(conn, st.id, st.lease_seconds)
             assignment = s.scalars(

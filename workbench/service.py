@@ -230,7 +230,8 @@ class Workbench:
         def write(s: Session) -> int:
             st, rater = study_row(s, study), rater_row(s, rater_handle)
             released = leases.release_rater(s.connection(), st.id, rater.id)
-            studies.audit(s, st, actor, "release", {"rater": rater.handle, "claims": released})
+            if released:
+                studies.audit(s, st, actor, "release", {"rater": rater.handle, "claims": released})
             return released
 
         return self.db.run_write(write)
@@ -427,8 +428,7 @@ class Workbench:
 
         def write(s: Session) -> dict[str, Any] | None:
             st, rater_id = self._study_record(s, study), self._rater_id(s, rater_handle)
-            if st.kind != "preference":
-                raise ValueError(f"study {st.name!r} is a curation study; use next_candidate")
+            studies.check_open(st, "preference")
             conn = s.connection()
             scheduler.lock_rater(conn, rater_id)
             leases.expire_idle(conn, st.id, st.lease_seconds)

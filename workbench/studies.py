@@ -60,10 +60,17 @@ def answers_done(conn: Connection, study_id: int, rater_id: int) -> int:
     return conn.scalar(_DONE_ANSWERS, {"rater_id": rater_id, "study_id": study_id}) or 0
 
 
-def may_open_screen(conn: Connection, study: StudyRecord, rater_id: int) -> bool:
-    """Whether the rater may get a new screen: never in an archived study; not once their quota is met."""
+def check_open(study: StudyRecord, kind: str) -> None:
+    """Refuse to hand out screens of an archived study (hidden from raters) or of the other kind."""
     if study.archived:
         raise ValueError(f"study {study.name!r} is archived: it takes no new answers")
+    if study.kind != kind:
+        use = "next_candidate" if study.kind == "curation" else "next_item"
+        raise ValueError(f"study {study.name!r} is a {study.kind} study; use {use}")
+
+
+def may_open_screen(conn: Connection, study: StudyRecord, rater_id: int) -> bool:
+    """Whether the rater may get a new screen: not once their quota is met."""
     return study.quota is None or answers_done(conn, study.id, rater_id) < study.quota
 
 
