@@ -290,7 +290,7 @@ class Target:
         except LookupError as exc:
             raise ImportFailed(f"{exc}; create it first or import with a new study's settings") from exc
 
-    def open(self, s: Session):  # noqa: ANN201 - Study
+    def open(self, s: Session):
         """The study row inside the import's transaction (created here when asked)."""
         if self.create is None:
             return study_row(s, self.study)
@@ -306,7 +306,7 @@ def _target(study: str | int, create: StudySpec | None, actor: str) -> Target:
     return Target(study, create, actor)
 
 
-def _insert_all(wb: Workbench, target: Target, rows: Sequence[_Row], insert_one, source: object) -> int:  # noqa: ANN001
+def _insert_all(wb: Workbench, target: Target, rows: Sequence[_Row], insert_one, source: object) -> int:
     """Store the images, then insert every row in one transaction; any error rolls back the whole import
     (including a study created for it)."""
     hashes = _store_images(wb, rows)
@@ -507,3 +507,32 @@ def _existing_item_keys(wb: Workbench, study: str | int) -> set[str]:
                 select(Item.external_key).where(Item.study_id == study_id, Item.external_key.is_not(None))
             )
         )
+
+
+def detect_format(path: Path) -> str:
+    """``gedit`` for a results folder, ``finetune`` for a ``.json`` metadata file, else ``manifest``."""
+    if path.is_dir():
+        return "gedit"
+    return "finetune" if path.suffix.lower() == ".json" else "manifest"
+
+
+def import_source(
+    wb: Workbench, study: str | int, source: str | os.PathLike, fmt: str | None = None,
+    root: str | os.PathLike | None = None, systems: Sequence[str] | None = None,
+    bench: str | os.PathLike | None = None, create: StudySpec | None = None, actor: str = "system",
+) -> dict[str, Any]:  # fmt: skip
+    """Import a manifest, fine-tuning metadata or GEdit results tree (``fmt``, default: by file type) into an
+    existing study, or into a new one made in the same transaction (``create``)."""
+    source = Path(source)
+    fmt = fmt or detect_format(source)
+    if fmt == "gedit":
+        if not bench:
+            raise ImportFailed(
+                f"{source}: a GEdit results tree needs the bench parquet file or folder (--bench)"
+            )
+        return import_gedit_results(wb, study, source, bench, systems=systems, create=create, actor=actor)
+    if fmt == "finetune":
+        return import_finetune_metadata(wb, study, source, root=root, create=create, actor=actor)
+    if fmt == "manifest":
+        return import_manifest(wb, study, source, root=root, systems=systems, create=create, actor=actor)
+    raise ImportFailed(f"{source}: unknown import format {fmt!r} (manifest, gedit or finetune)")
