@@ -10,11 +10,15 @@ from workbench.ui.auth import is_admin
 from workbench.ui.context import DB_EVENT, UIContext, escape, require, status_html, study_picker, user_errors
 from workbench.ui.rating import (
     PUBLIC_CANDIDATE_KEYS,
+    AnsweredElsewhere,
+    ask_question,
     instruction_html,
     new_task,
+    no_question,
     progress_html,
     public_json,
     resolve_handle,
+    saved_message,
     sign_in,
 )
 from workbench.ui.viewer import Pane, compare_viewer_html
@@ -54,6 +58,7 @@ def _screen(task: dict[str, Any] | None, message: str, ok: bool = True) -> tuple
         status_html(message, ok),
         [],
         "",
+        *no_question(),
     )
 
 
@@ -69,8 +74,13 @@ def submit_decision(
     decision: str,
     reasons: list[str] | None,
     note: str | None,
+    replace: bool = False,
 ) -> tuple[dict[str, Any] | None, str]:
-    """Store the decision for the candidate on screen (once per display key); returns (next task, message)."""
+    """Store the decision for the candidate on screen (once per display key); returns (next task, message).
+
+    Raises ``AnsweredElsewhere`` when this candidate was decided differently in another tab (nothing stored);
+    ``replace=True`` then supersedes that decision.
+    """
     require(task, "There is no candidate on screen: sign in and press Start.")
     require(decision in {"accept", "reject", "flag"}, "Decision must be accept, reject or flag.")
     reasons = list(reasons or [])
@@ -84,11 +94,11 @@ def submit_decision(
         reasons=reasons,
         note=note,
         idempotency_key=task["key"],
+        replace=replace,
     )
-    message = (
-        f"{decision.capitalize()}ed ✓" if rec["stored"] else "Already saved (duplicate submit ignored) ✓"
-    )
-    return next_candidate(ctx, task["study"], handle), message.replace("Flaged", "Flagged")
+    done = {"accept": "Accepted", "reject": "Rejected", "flag": "Flagged"}[decision]
+    message = saved_message(rec, decision, f"{done} (replaced) ✓" if replace else f"{done} ✓")
+    return next_candidate(ctx, task["study"], handle), message
 
 
 def build(ctx: UIContext) -> gr.Dropdown:
@@ -115,12 +125,20 @@ def build(ctx: UIContext) -> gr.Dropdown:
             flag = gr.Button("Flag (F)", elem_id="curate-flag")
             undo = gr.Button("Undo (U)", elem_id="curate-undo")
         status = gr.HTML(elem_id="curate-status")
+        with gr.Group(visible=False, elem_id="curate-conflict") as conflict_box:
+            conflict_text = gr.HTML(elem_id="curate-conflict-question")
+            with gr.Row():
+                replace_btn = gr.Button("Replace", variant="primary", elem_id="curate-replace")
+                keep_btn = gr.Button("Keep", elem_id="curate-keep")
+        pending = gr.State(None)
         candidate = gr.JSON(visible=False, label="candidate")
         # API-only entry point: scripts pass the decision as a string; the buttons above use it too.
         decision_box = gr.Textbox(visible=False)
         decide_api = gr.Button(visible=False)
 
-    screen = [task, candidate, viewer, instruction, filter_info, progress, status, reasons, note]
+    screen = [task, candidate, viewer, instruction, filter_info, progress, status, reasons, note, pending,
+              conflict_box, conflict_text]  # fmt: skip
+    n_screen = len(screen) - 3
     # Progress and errors show on the status line only, never as an overlay over the answer controls.
     events = {**DB_EVENT, "show_progress_on": [status]}
 
@@ -138,13 +156,30 @@ def build(ctx: UIContext) -> gr.Dropdown:
         sign_in(ctx, handle)
         t = next_candidate(ctx, study_name, handle)
         choices = ctx.workbench.study_info(study_name)["reasons"]
-        return (*_screen(t, f"Signed in as {handle}.")[:-2], gr.CheckboxGroup(choices=choices, value=[]), "")
+        shown = _screen(t, f"Signed in as {handle}.")
+        return (*shown[:7], gr.CheckboxGroup(choices=choices, value=[]), "", *shown[9:])
 
     @user_errors
     def on_decide(t, typed, secret, decision, chosen, text, profile: gr.OAuthProfile | None = None):
         handle = check(typed, secret, profile)
-        nxt, message = submit_decision(ctx, t, handle, decision, chosen, text)
+        try:
+            nxt, message = submit_decision(ctx, t, handle, decision, chosen, text)
+        except AnsweredElsewhere as stale:
+            return ask_question(n_screen, {"task": t, "answer": [decision, chosen, text]}, stale)
         return _screen(nxt, message)
+
+    @user_errors
+    def on_replace(asked, typed, secret, profile: gr.OAuthProfile | None = None):
+        handle = check(typed, secret, profile)
+        require(asked, "Nothing to replace.")
+        return _screen(*submit_decision(ctx, asked["task"], handle, *asked["answer"], replace=True))
+
+    @user_errors
+    def on_keep(asked, typed, secret, profile: gr.OAuthProfile | None = None):
+        handle = check(typed, secret, profile)
+        require(asked, "Nothing to keep.")
+        nxt = next_candidate(ctx, asked["task"]["study"], handle)
+        return _screen(nxt, "Kept your decision from the other tab.")
 
     @user_errors
     def on_undo(study_name, typed, secret, profile: gr.OAuthProfile | None = None):
@@ -178,5 +213,7 @@ def build(ctx: UIContext) -> gr.Dropdown:
             api_visibility="private",
             **events,
         )
+    for button, handler in ((replace_btn, on_replace), (keep_btn, on_keep)):
+        button.click(handler, [pending, handle_box, password], screen, api_visibility="private", **events)
     undo.click(on_undo, [study, handle_box, password], screen, api_name="undo_decision", **events)
     return study

@@ -21,11 +21,15 @@ from workbench.ui.guidelines import safe_markdown
 from workbench.ui.inputs import number_in_range
 from workbench.ui.rating import (
     PUBLIC_IMPRESSION_KEYS,
+    AnsweredElsewhere,
+    ask_question,
     instruction_html,
     new_task,
+    no_question,
     progress_html,
     public_json,
     resolve_handle,
+    saved_message,
     seconds_on_task,
     sign_in,
 )
@@ -52,7 +56,8 @@ def viewer_for(task: dict[str, Any] | None) -> str:
 
 
 def _screen(task: dict[str, Any] | None, message: str, ok: bool = True) -> tuple:
-    """Outputs for every Rate event: state, API json, viewer, instruction, progress, status, cleared inputs."""
+    """Outputs for every Rate event: state, API json, viewer, instruction, progress, status, cleared inputs,
+    and the "answered in another tab" question hidden."""
     return (
         task,
         public_json(task),
@@ -65,6 +70,7 @@ def _screen(task: dict[str, Any] | None, message: str, ok: bool = True) -> tuple
         None,
         None,
         "",
+        *no_question(),
     )
 
 
@@ -89,8 +95,12 @@ def submit_vote(
     overall: float | None,
     comment: str | None,
     shown: dict[str, Any] | None = None,
+    replace: bool = False,
 ) -> tuple[dict[str, Any] | None, str]:
     """Store the vote for the impression on screen (once per impression key); returns (next task, message).
+
+    Raises ``AnsweredElsewhere`` when this screen was answered differently in another tab (nothing stored);
+    ``replace=True`` then supersedes that answer.
 
     ``shown`` is the impression the browser displayed when the rater answered. A second submit of one screen (a
     double click, a retry) can reach the server after the first one already moved the session to the next
@@ -118,8 +128,9 @@ def submit_vote(
         scores={k: v for k, v in scores.items() if v is not None} or None,
         comment=comment,
         seconds_on_task=seconds_on_task(task),
+        replace=replace,
     )
-    message = "Saved ✓" if rec["stored"] else "Already saved (duplicate submit ignored) ✓"
+    message = saved_message(rec, choice, "Replaced ✓" if replace else "Saved ✓")
     nxt = next_item(ctx, task["study"], handle)
     if nxt is not None:  # remember the screen just answered, to recognise a late replay of it
         nxt["answered"] = task["public"]["impression_id"]
@@ -171,7 +182,13 @@ def build(ctx: UIContext) -> gr.Dropdown:
             undo = gr.Button("Undo last vote (U)", elem_id="rate-undo")
             skip = gr.Button("Skip (S)", elem_id="rate-skip")
         status = gr.HTML(elem_id="rate-status")
+        with gr.Group(visible=False, elem_id="rate-conflict") as conflict_box:
+            conflict_text = gr.HTML(elem_id="rate-conflict-question")
+            with gr.Row():
+                replace_btn = gr.Button("Replace", variant="primary", elem_id="rate-replace")
+                keep_btn = gr.Button("Keep", elem_id="rate-keep")
         impression = gr.JSON(visible=False, label="impression")
+        pending = gr.State(None)
 
     screen = [
         task,
@@ -185,7 +202,11 @@ def build(ctx: UIContext) -> gr.Dropdown:
         quality,
         overall,
         comment,
+        pending,
+        conflict_box,
+        conflict_text,
     ]
+    n_screen = len(screen) - 3
     # Progress and errors show on the status line only, never as an overlay over the answer controls.
     events = {**DB_EVENT, "show_progress_on": [status]}
 
@@ -218,8 +239,24 @@ def build(ctx: UIContext) -> gr.Dropdown:
         profile: gr.OAuthProfile | None = None,
     ):
         handle = holder(typed, key, profile)
-        nxt, message = submit_vote(ctx, t, handle, ch, sem, qual, ovl, text, shown)
+        try:
+            nxt, message = submit_vote(ctx, t, handle, ch, sem, qual, ovl, text, shown)
+        except AnsweredElsewhere as stale:
+            return ask_question(n_screen, {"task": t, "answer": [ch, sem, qual, ovl, text, shown]}, stale)
         return _screen(nxt, message)
+
+    @user_errors
+    def on_replace(asked, typed, key=None, profile: gr.OAuthProfile | None = None):
+        require(asked, "Nothing to replace.")
+        handle = holder(typed, key, profile)
+        nxt, message = submit_vote(ctx, asked["task"], handle, *asked["answer"], replace=True)
+        return _screen(nxt, message)
+
+    @user_errors
+    def on_keep(asked, typed, key=None, profile: gr.OAuthProfile | None = None):
+        require(asked, "Nothing to keep.")
+        handle = holder(typed, key, profile)
+        return _screen(next_item(ctx, asked["task"]["study"], handle), "Kept your answer from the other tab.")
 
     @user_errors
     def on_undo(study_name, typed, key=None, profile: gr.OAuthProfile | None = None):
@@ -258,6 +295,10 @@ def build(ctx: UIContext) -> gr.Dropdown:
         api_name="submit_vote",
         **events,
     )
+    replace_btn.click(
+        on_replace, [pending, handle_box, browser_key], screen, api_visibility="private", **events
+    )
+    keep_btn.click(on_keep, [pending, handle_box, browser_key], screen, api_visibility="private", **events)
     undo.click(on_undo, [study, handle_box, browser_key], screen, api_name="undo_vote", **events)
     skip.click(on_skip, [task, handle_box, browser_key], screen, api_name="skip", **events)
     return study

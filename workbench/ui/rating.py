@@ -94,3 +94,43 @@ def instruction_html(task: dict[str, Any] | None) -> str:
 
 def seconds_on_task(task: dict[str, Any]) -> float:
     return round(time.monotonic() - task["shown_at"], 3)
+
+
+# Short names of answers for the "answered in another tab" question.
+ANSWER_LABELS = {"A": "A", "B": "B", "tie": "tie", "both_bad": "both bad", "accept": "accept", "reject": "reject",
+                 "flag": "flag"}  # fmt: skip
+
+
+class AnsweredElsewhere(Exception):  # noqa: N818 - an outcome the handlers turn into a question, not an error
+    """The screen already holds a different answer, given in another tab: ask before replacing it."""
+
+    def __init__(self, previous: str, new: str) -> None:
+        super().__init__(f"answered {previous} elsewhere; now {new}")
+        self.previous, self.new = previous, new
+
+    def question(self) -> str:
+        """The question the Rate and Curate tabs ask, with Replace / Keep buttons below it."""
+        old, new = ANSWER_LABELS.get(self.previous, self.previous), ANSWER_LABELS.get(self.new, self.new)
+        return f"You answered this in another tab ({old}). Replace with {new}?"
+
+
+def saved_message(record: dict[str, Any], answer: str, stored: str) -> str:
+    """The status line for a stored answer (``stored``), a retried submit, or the same answer from another tab;
+    raises ``AnsweredElsewhere`` when the screen holds a different one than ``answer``."""
+    outcome = record.get("outcome", "stored" if record["stored"] else "duplicate")
+    if outcome == "conflict":
+        raise AnsweredElsewhere(record["previous"], answer)
+    if outcome == "same":
+        return "Already saved in another tab ✓"
+    return stored if record["stored"] else "Already saved (duplicate submit ignored) ✓"
+
+
+def no_question() -> tuple:
+    """The last three outputs of a Rate/Curate event when nothing is asked: pending answer, box, text."""
+    return None, gr.Group(visible=False), ""
+
+
+def ask_question(n_screen: int, pending: dict[str, Any], stale: AnsweredElsewhere) -> tuple:
+    """Leave the ``n_screen`` screen outputs as they are and ask whether to replace the other tab's answer."""
+    question = f'<div class="answer-conflict" role="alert"><b>{escape(stale.question())}</b></div>'
+    return (*[gr.skip()] * n_screen, pending, gr.Group(visible=True), question)
