@@ -223,6 +223,7 @@ def _create_panel() -> tuple[list[Any], gr.Button, gr.HTML]:
         upload = gr.File(
             label="Import (manifest .jsonl/.csv/.json or .zip with images)",
             file_types=[".zip", ".json", ".jsonl", ".csv"],
+            elem_id="admin-upload",
         )
         create = gr.Button("Create study and import", variant="primary", elem_id="admin-create")
         status = gr.HTML(elem_id="admin-create-status")
@@ -261,7 +262,7 @@ def build(ctx: UIContext) -> gr.Dropdown:
             release_btn = gr.Button("Release this rater's claims", scale=1, elem_id="admin-release")
         with gr.Row():
             more = gr.File(label="Import more items (manifest or zip)", file_types=[".zip", ".json", ".jsonl", ".csv"],
-                           scale=3)  # fmt: skip
+                           scale=3, elem_id="admin-more-upload")  # fmt: skip
             import_btn = gr.Button("Import into this study", scale=1, elem_id="admin-import-more")
         with gr.Accordion("Edit settings", open=False, elem_id="admin-edit"):
             load = gr.Button("Load current settings", elem_id="admin-load")
