@@ -162,7 +162,7 @@ def test_manage_a_study(ctx, workbench, tmp_path, make_scene):
     loaded = admin.load_settings(ctx, "managed")
     assert loaded[:4] == ("managed", "", ", ".join(info["reasons"]), 1)
     message, picker = admin.save_settings(
-        ctx, "root", "managed", "renamed", "Be *fair*.", "", 2, 1, None, "", ""
+        ctx, "root", "managed", "renamed", "Be *fair*.", "", 2, 1, 0, "", ""
     )
     assert "k" in message and "name" in message and picker.value == "renamed"
     assert workbench.study_info("renamed")["quota"] is None

@@ -281,6 +281,7 @@ def test_two_tabs_ask_before_replacing(browser, launched, make_scene):
     question = tab2.locator("#rate-conflict").first
     expect(question).to_be_visible()
     expect(question).to_contain_text("You answered this in another tab (A). Replace with B?")
+    expect(question).to_be_in_viewport()  # brought into view: the rater sees the question and its buttons
     shot(tab2, "rate-two-tabs-question", full_page=False)
     study_id = launched.workbench.study_info("tabs")["study_id"]
     assert len(votes_frame(launched.workbench, study_id)) == 1  # nothing stored while asking

@@ -27,7 +27,9 @@ from workbench.ui.rating import HANDLE_RE
 from workbench.ui.study_io import export_zip, import_upload
 
 DEFAULT_LEASE_MINUTES = 30
-CLAIM_COLUMNS = ["rater", "done", "in_progress", "expired", "extra", "skipped"]
+# Claims per rater: engine keys -> column headers.
+CLAIM_COLUMNS = {"rater": "rater", "done": "done", "in_progress": "in progress", "expired": "expired",
+                 "extra": "extra (beyond k)", "skipped": "skipped"}  # fmt: skip
 AUDIT_COLUMNS = ["at", "study", "actor", "action", "details"]
 
 
@@ -57,6 +59,7 @@ def _lease_seconds(minutes: float | None) -> int:
 
 
 def _settings(lease_minutes, quota, code, url) -> dict[str, Any]:  # noqa: ANN001 - form values
+    # A quota of 0 (or an empty box) means none.
     return {"lease_seconds": _lease_seconds(lease_minutes), "quota": _whole(quota, "The quota") or None,
             "completion_code": (code or "").strip() or None, "redirect_url": (url or "").strip() or None}  # fmt: skip
 
@@ -133,7 +136,8 @@ def progress_table(ctx: UIContext, study: str) -> tuple[str, pd.DataFrame]:
     """The study's progress summary and its claims per rater."""
     require(study, "Pick a study.")
     progress = ctx.workbench.study_progress(study)
-    return progress_summary(progress), pd.DataFrame(progress["raters"], columns=CLAIM_COLUMNS)
+    claims = pd.DataFrame(progress["raters"], columns=list(CLAIM_COLUMNS)).rename(columns=CLAIM_COLUMNS)
+    return progress_summary(progress), claims
 
 
 def release(ctx: UIContext, actor: str, study: str, handle: str) -> str:
@@ -153,7 +157,7 @@ def load_settings(ctx: UIContext, study: str) -> tuple:
     info = ctx.workbench.study_info(study)
     archive = "Unarchive (show to raters again)" if info["archived"] else "Archive (hide from raters)"
     return (info["name"], info["guidelines"], ", ".join(info["reasons"]), info["k"],
-            info["lease_seconds"] / 60, info["quota"], info["completion_code"] or "", info["redirect_url"] or "",
+            info["lease_seconds"] / 60, info["quota"] or 0, info["completion_code"] or "", info["redirect_url"] or "",
             gr.Button(value=archive))  # fmt: skip
 
 
@@ -234,7 +238,7 @@ def _settings_fields(prefix: str) -> tuple[gr.Number, gr.Number, gr.Textbox, gr.
     with gr.Row():
         lease = gr.Number(value=DEFAULT_LEASE_MINUTES, minimum=0.01, label="Lease (minutes without activity)",
                           elem_id=f"{prefix}-lease")  # fmt: skip
-        quota = gr.Number(value=None, minimum=1, precision=0, label="Quota per rater (empty: none)",
+        quota = gr.Number(value=0, minimum=0, precision=0, label="Answers per rater (quota; 0 = no quota)",
                           elem_id=f"{prefix}-quota")  # fmt: skip
         code = gr.Textbox(label="Completion code", elem_id=f"{prefix}-code")
         url = gr.Textbox(label="Redirect URL when done (https://...)", elem_id=f"{prefix}-url")
@@ -256,7 +260,8 @@ def build(ctx: UIContext) -> gr.Dropdown:
             export = gr.Button("Export study", elem_id="admin-export")
             archive = gr.Button("Archive (hide from raters)", elem_id="admin-archive")
         summary = gr.HTML(elem_id="admin-progress")
-        progress = gr.Dataframe(label="Claims per rater", interactive=False, elem_id="admin-claims")
+        progress = gr.Dataframe(pd.DataFrame(columns=list(CLAIM_COLUMNS.values())), label="Claims per rater",
+                                interactive=False, elem_id="admin-claims")  # fmt: skip
         with gr.Row():
             release_handle = gr.Textbox(label="Rater handle", scale=3, elem_id="admin-release-handle")
             release_btn = gr.Button("Release this rater's claims", scale=1, elem_id="admin-release")
@@ -279,7 +284,8 @@ def build(ctx: UIContext) -> gr.Dropdown:
             delete_btn = gr.Button("Export, then delete the study", variant="stop", elem_id="admin-delete")
         export_file = gr.File(label="Export", elem_id="admin-export-file")
         log_btn = gr.Button("Show audit log", elem_id="admin-show-log")
-        log = gr.Dataframe(label="Audit log (newest first)", interactive=False, elem_id="admin-log")
+        log = gr.Dataframe(pd.DataFrame(columns=AUDIT_COLUMNS), label="Audit log (newest first)",
+                           interactive=False, elem_id="admin-log")  # fmt: skip
     with gr.Accordion("Raters", open=False):
         handles = gr.Textbox(label="Handles, one per line", lines=3, elem_id="admin-handles")
         role = gr.Radio(["rater", "admin"], value="rater", label="Role")

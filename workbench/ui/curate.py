@@ -19,6 +19,7 @@ from workbench.ui.rating import (
     public_json,
     resolve_handle,
     saved_message,
+    show_question_js,
     sign_in,
 )
 from workbench.ui.viewer import Pane, compare_viewer_html
@@ -124,12 +125,13 @@ def build(ctx: UIContext) -> gr.Dropdown:
             reject = gr.Button("Reject (R)", variant="stop", elem_id="curate-reject")
             flag = gr.Button("Flag (F)", elem_id="curate-flag")
             undo = gr.Button("Undo (U)", elem_id="curate-undo")
-        status = gr.HTML(elem_id="curate-status")
+        # Shown right under the decision buttons when this candidate was decided in another tab.
         with gr.Group(visible=False, elem_id="curate-conflict") as conflict_box:
             conflict_text = gr.HTML(elem_id="curate-conflict-question")
             with gr.Row():
                 replace_btn = gr.Button("Replace", variant="primary", elem_id="curate-replace")
                 keep_btn = gr.Button("Keep", elem_id="curate-keep")
+        status = gr.HTML(elem_id="curate-status")
         pending = gr.State(None)
         candidate = gr.JSON(visible=False, label="candidate")
         # API-only entry point: scripts pass the decision as a string; the buttons above use it too.
@@ -212,7 +214,7 @@ def build(ctx: UIContext) -> gr.Dropdown:
             screen,
             api_visibility="private",
             **events,
-        )
+        ).then(None, js=show_question_js("curate-conflict"), api_visibility="private", queue=False)
     for button, handler in ((replace_btn, on_replace), (keep_btn, on_keep)):
         button.click(handler, [pending, handle_box, password], screen, api_visibility="private", **events)
     undo.click(on_undo, [study, handle_box, password], screen, api_name="undo_decision", **events)

@@ -31,6 +31,7 @@ from workbench.ui.rating import (
     resolve_handle,
     saved_message,
     seconds_on_task,
+    show_question_js,
     sign_in,
 )
 from workbench.ui.viewer import Pane, compare_viewer_html
@@ -164,6 +165,12 @@ def build(ctx: UIContext) -> gr.Dropdown:
                 CHOICES, label="Which output follows the instruction better?", elem_id="rate-choice", scale=3
             )
             submit = gr.Button("Submit (Enter)", variant="primary", elem_id="rate-submit", scale=1)
+        # Shown right under the answer controls when this screen was answered in another tab.
+        with gr.Group(visible=False, elem_id="rate-conflict") as conflict_box:
+            conflict_text = gr.HTML(elem_id="rate-conflict-question")
+            with gr.Row():
+                replace_btn = gr.Button("Replace", variant="primary", elem_id="rate-replace")
+                keep_btn = gr.Button("Keep", elem_id="rate-keep")
         with gr.Accordion("Optional: scores (0-10) and comment", open=False):
             with gr.Row():
                 semantic = gr.Number(
@@ -182,11 +189,6 @@ def build(ctx: UIContext) -> gr.Dropdown:
             undo = gr.Button("Undo last vote (U)", elem_id="rate-undo")
             skip = gr.Button("Skip (S)", elem_id="rate-skip")
         status = gr.HTML(elem_id="rate-status")
-        with gr.Group(visible=False, elem_id="rate-conflict") as conflict_box:
-            conflict_text = gr.HTML(elem_id="rate-conflict-question")
-            with gr.Row():
-                replace_btn = gr.Button("Replace", variant="primary", elem_id="rate-replace")
-                keep_btn = gr.Button("Keep", elem_id="rate-keep")
         impression = gr.JSON(visible=False, label="impression")
         pending = gr.State(None)
 
@@ -294,7 +296,7 @@ def build(ctx: UIContext) -> gr.Dropdown:
         screen,
         api_name="submit_vote",
         **events,
-    )
+    ).then(None, js=show_question_js("rate-conflict"), api_visibility="private", queue=False)
     replace_btn.click(
         on_replace, [pending, handle_box, browser_key], screen, api_visibility="private", **events
     )

@@ -134,3 +134,12 @@ def ask_question(n_screen: int, pending: dict[str, Any], stale: AnsweredElsewher
     """Leave the ``n_screen`` screen outputs as they are and ask whether to replace the other tab's answer."""
     question = f'<div class="answer-conflict" role="alert"><b>{escape(stale.question())}</b></div>'
     return (*[gr.skip()] * n_screen, pending, gr.Group(visible=True), question)
+
+
+def show_question_js(elem_id: str) -> str:
+    """Client-side: bring the "answered in another tab" question into view when it was just shown (after the
+    next render; Gradio may render an element id twice, so the visible one is taken)."""
+    return (
+        "() => { setTimeout(() => { for (const box of document.querySelectorAll('#" + elem_id + "')) {"
+        " if (box.offsetParent !== null) { box.scrollIntoView({block: 'center'}); break; } } }, 50); }"
+    )
