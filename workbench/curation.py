@@ -20,6 +20,7 @@ from workbench import leases, scheduler, studies
 from workbench.answers import answered_before, by_key, check_new_key, last_standing, latest
 from workbench.images import ImageLike, ImageStore
 from workbench.lookup import StudyRef, rater_row, study_row
+from workbench.scheduler import StudyRecord
 from workbench.validate import MAX_INSTRUCTION_CHARS, check_json, check_label, check_number, check_text
 
 
@@ -45,8 +46,16 @@ def _check_new_triplet(
 class Curation:
     """add_candidate / next_candidate / submit_decision / undo_decision."""
 
-    def __init__(self, db: Database, images: ImageStore, rng_fork: Callable[[], random.Random]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        images: ImageStore,
+        rng_fork: Callable[[], random.Random],
+        study_record: Callable[[Session, StudyRef], StudyRecord],
+        sweeper: leases.Sweeper,
+    ) -> None:
         self.db, self.images, self._rng_fork = db, images, rng_fork
+        self._study_record, self._sweeper = study_record, sweeper
 
     def insert_candidate(
         self,
@@ -155,10 +164,10 @@ class Curation:
 
         def write(s: Session) -> dict[str, Any] | None:
             conn = s.connection()
-            st, rater = studies.record(conn, study), rater_row(s, rater_handle)
+            st, rater = self._study_record(s, study), rater_row(s, rater_handle)
             studies.check_open(st, "curation")
             scheduler.lock_rater(conn, rater.id)
-            leases.expire_idle(conn, st.id, st.lease_seconds)
+            self._sweeper.sweep(conn, st.id, st.lease_seconds)
             assignment = s.scalars(
                 select(Assignment)
                 .where(

@@ -10,6 +10,7 @@ otherwise it is stored as a rating beyond k (``assignments.extra``).
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,11 +30,15 @@ STUDIES = Study.__table__
 B = bindparam
 STATES = ("done", "in_progress", "expired", "extra", "skipped")
 
-_IDLE = select(ASSIGNMENTS.c.id).where(
-    ASSIGNMENTS.c.study_id == B("study_id"),
-    ASSIGNMENTS.c.status == "open",
-    ASSIGNMENTS.c.active_at < B("cutoff"),
-)
+_IDLE = (
+    select(ASSIGNMENTS.c.id)
+    .where(
+        ASSIGNMENTS.c.study_id == B("study_id"),
+        ASSIGNMENTS.c.status == "open",
+        ASSIGNMENTS.c.active_at < B("cutoff"),
+    )
+    .order_by(ASSIGNMENTS.c.id)
+)  # one order for every sweep: concurrent sweeps lock rows alike (no deadlock)
 _RATER_OPEN = select(ASSIGNMENTS.c.id).where(
     ASSIGNMENTS.c.study_id == B("study_id"),
     ASSIGNMENTS.c.rater_id == B("rater_id"),
@@ -96,6 +101,25 @@ def expire_idle(conn: Connection, study_id: int, lease_seconds: int) -> int:
     """Expire the study's claims idle for longer than the lease (run before handing out a new screen)."""
     ids = conn.scalars(_IDLE, {"study_id": study_id, "cutoff": cutoff(lease_seconds)}).all()
     return expire(conn, list(ids)) if ids else 0
+
+
+class Sweeper:
+    """Runs ``expire_idle`` for a study at most every ``min(1 s, lease / 4)`` per process (a claim then lapses a
+    little after its lease, never before): the sweep is cheap but runs on every screen otherwise."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, float] = {}
+
+    def sweep(self, conn: Connection, study_id: int, lease_seconds: int) -> int:
+        now = time.monotonic()
+        if now - self._last.get(study_id, float("-inf")) < min(1.0, lease_seconds / 4):
+            return 0
+        self._last[study_id] = now
+        return expire_idle(conn, study_id, lease_seconds)
+
+    def reset(self) -> None:
+        """Forget when each study was swept (the next request sweeps at once)."""
+        self._last.clear()
 
 
 def release_rater(conn: Connection, study_id: int, rater_id: int) -> int:

@@ -120,7 +120,8 @@ class Workbench:
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
         self._rater_ids: dict[str, int] = {}
-        self.curation = Curation(self.db, self.images, self._rng_fork)
+        self._records, self.sweeper = studies.RecordCache(), leases.Sweeper()
+        self.curation = Curation(self.db, self.images, self._rng_fork, self._study_record, self.sweeper)
         self._totals: dict[int, tuple[float, int]] = {}
         self._priority_cache: dict[int, tuple[float, dict[tuple[int, int], float]]] = {}
 
@@ -138,8 +139,8 @@ class Workbench:
             return random.Random(self._rng.getrandbits(64))
 
     def _study_record(self, s: Session, study: StudyRef) -> scheduler.StudyRecord:
-        """Scheduler settings of a study, read per request (admins may edit a study while raters work)."""
-        return studies.record(s.connection(), study)
+        """Scheduler settings of a study (cached for a second: admins may edit a study while raters work)."""
+        return self._records.get(s, study)
 
     def _rater_id(self, s: Session, handle: str) -> int:
         """Rater id by handle, cached (raters are never deleted or renamed)."""
@@ -188,11 +189,14 @@ class Workbench:
         returns ``{setting: [old, new]}`` (audited)."""
         diff = self.db.run_write(lambda s: studies.update_study(s, study, actor, changes))
         self._totals.clear()
+        self._records.clear()
         return diff
 
     def archive_study(self, study: StudyRef, actor: str = "system", archived: bool = True) -> bool:
         """Hide a study from raters (kept in results and exports), or bring it back; audited."""
-        return self.db.run_write(lambda s: studies.set_archived(s, study, actor, archived))
+        changed = self.db.run_write(lambda s: studies.set_archived(s, study, actor, archived))
+        self._records.clear()
+        return changed
 
     def delete_study(
         self, study: StudyRef, confirm: str, export_dir: str | Path, actor: str = "system"
@@ -214,6 +218,7 @@ class Workbench:
             lambda s: studies.delete_rows(s, info["study_id"], actor, confirm, str(folder))
         )
         self._totals.pop(info["study_id"], None)
+        self._records.clear()
         return report
 
     def audit_log(self, study: StudyRef | None = None) -> list[dict[str, Any]]:
@@ -431,7 +436,7 @@ class Workbench:
             studies.check_open(st, "preference")
             conn = s.connection()
             scheduler.lock_rater(conn, rater_id)
-            leases.expire_idle(conn, st.id, st.lease_seconds)
+            self.sweeper.sweep(conn, st.id, st.lease_seconds)
             shown = scheduler.open_impression(conn, st.id, rater_id)
             if shown is not None:  # the same screen again (reload, second tab): its lease starts over
                 leases.touch(conn, shown.assignment_id)

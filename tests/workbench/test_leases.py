@@ -17,6 +17,7 @@ def _idle(wb, seconds: float = 3600) -> None:
     with wb.db.write.begin() as s:
         for claim in s.scalars(select(Assignment)):  # in Python: SQLite keeps timestamps as text
             claim.active_at -= timedelta(seconds=seconds)
+    wb.sweeper.reset()  # the clock moved: the next screen request sweeps at once
 
 
 def _vote_count(wb) -> int:
