@@ -379,7 +379,7 @@ def test_admin_manages_a_study(page, launched, admin_password, make_scene, tmp_p
         str(make_pack(tmp_path, make_scene, bad=True))
     )
     page.locator("#admin-create").click()
-    expect_toast(page, "file not found")
+    expect_toast(page, "bad.zip/manifest.jsonl:3: output 'sys-b': file not found: 'gone.png'")
     assert "managed" not in [s["name"] for s in wb.list_studies()]  # the failed import left no study
     page.locator("#admin-upload button[aria-label='Clear']").first.click()
     page.locator("#admin-upload input[type=file]").set_input_files(str(make_pack(tmp_path, make_scene)))

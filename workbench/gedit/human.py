@@ -55,7 +55,9 @@ def import_study(
     create = _new_study(wb, study_name, k)
     with tempfile.TemporaryDirectory(prefix="gedit-subset-") as tmp:
         subset = write_bench(samples, Path(tmp) / "subset.parquet")
-        report = import_gedit_results(wb, study_name, results_dir, subset, systems=list(models), create=create)
+        report = import_gedit_results(
+            wb, study_name, results_dir, subset, systems=list(models), create=create
+        )
     return {**report, "study": study_name, "study_id": wb.study_info(study_name)["study_id"]}
 
 

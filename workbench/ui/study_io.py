@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from workbench.export import export_study
-from workbench.importers import import_source
+from workbench.importers import ImportFailed, import_source
 from workbench.studies import StudySpec
 from workbench.ui.downloads import private_zip, safe_name
 
@@ -69,7 +69,11 @@ def import_upload(
         return _import_file(wb, study, upload, create, actor)
     with tempfile.TemporaryDirectory(prefix="study-import-") as tmp:
         _safe_extract(upload, Path(tmp))
-        return _import_file(wb, study, _find_manifest(Path(tmp)), create, actor)
+        try:
+            return _import_file(wb, study, _find_manifest(Path(tmp)), create, actor)
+        except ImportFailed as exc:  # name files as the admin knows them: inside their zip, not a temp folder
+            raise ImportFailed(str(exc).replace(str(Path(tmp).resolve()) + "/", f"{upload.name}/").replace(
+                tmp + "/", f"{upload.name}/")) from exc  # fmt: skip
 
 
 def _import_file(wb: Any, study: str, path: Path, create: StudySpec | None, actor: str) -> dict[str, Any]:
