@@ -161,7 +161,7 @@ def lock_rater(conn: Connection, rater_id: int) -> None:
     conn.execute(_LOCK_RATER, {"rater_id": rater_id})
 
 
-def open_impression(conn: Connection, study_id: int, rater_id: int):  # noqa: ANN201 - Row | None
+def open_impression(conn: Connection, study_id: int, rater_id: int):  # Row | None
     """The rater's oldest unanswered impression (re-shown after a restart, a reload or an undo):
     a row with ``id`` and ``assignment_id``, or None."""
     return conn.execute(_OPEN_IMPRESSION, {"rater_id": rater_id, "study_id": study_id}).first()

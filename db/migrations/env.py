@@ -28,7 +28,7 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
-def _sqlite_foreign_keys(connection, on: bool) -> None:  # noqa: ANN001 - SQLAlchemy Connection
+def _sqlite_foreign_keys(connection, on: bool) -> None:  # SQLAlchemy Connection
     """Switch SQLite's foreign keys (only possible outside a transaction, so on the raw connection).
 
     Batch migrations rebuild a table by copy, drop and rename; with foreign keys on, the DROP would cascade

@@ -61,7 +61,7 @@ def import_study(
     return {**report, "study": study_name, "study_id": wb.study_info(study_name)["study_id"]}
 
 
-def _new_study(wb: Workbench, name: str, k: int):  # noqa: ANN202 - StudySpec | None
+def _new_study(wb: Workbench, name: str, k: int):  # StudySpec | None
     """The settings of a study to create with the import (None when it exists: the import extends it)."""
     from workbench.studies import StudySpec
 

@@ -58,7 +58,7 @@ def _lease_seconds(minutes: float | None) -> int:
     return max(1, round(float(minutes) * 60))
 
 
-def _settings(lease_minutes, quota, code, url) -> dict[str, Any]:  # noqa: ANN001 - form values
+def _settings(lease_minutes, quota, code, url) -> dict[str, Any]:  # form values
     # A quota of 0 (or an empty box) means none.
     return {"lease_seconds": _lease_seconds(lease_minutes), "quota": _whole(quota, "The quota") or None,
             "completion_code": (code or "").strip() or None, "redirect_url": (url or "").strip() or None}  # fmt: skip
@@ -302,7 +302,7 @@ def build(ctx: UIContext) -> gr.Dropdown:
 
         return handler
 
-    def on(button: gr.Button, fn, inputs: list, outputs: list, with_actor: bool = True) -> None:  # noqa: ANN001
+    def on(button: gr.Button, fn, inputs: list, outputs: list, with_actor: bool = True) -> None:
         button.click(
             guarded(fn, with_actor), [password, *inputs], outputs, api_visibility="private", **DB_EVENT
         )

@@ -101,7 +101,7 @@ ANSWER_LABELS = {"A": "A", "B": "B", "tie": "tie", "both_bad": "both bad", "acce
                  "flag": "flag"}  # fmt: skip
 
 
-class AnsweredElsewhere(Exception):  # noqa: N818 - an outcome the handlers turn into a question, not an error
+class AnsweredElsewhere(Exception):  # an outcome the handlers turn into a question, not an error
     """The screen already holds a different answer, given in another tab: ask before replacing it."""
 
     def __init__(self, previous: str, new: str) -> None:
