@@ -13,11 +13,12 @@ when a rater answers someone else's screen.
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -568,27 +569,6 @@ class Workbench:
 
         self.db.run_write(write)
 
-    # ------------------------------------------------------------------ curation (see curation.Curation)
-    def add_candidate(self, *args: Any, **kwargs: Any) -> int:
-        """Add a (source, instruction, target) triplet to a curation study (``Curation.add_candidate``)."""
-        return self.curation.add_candidate(*args, **kwargs)
-
-    def insert_candidate(self, *args: Any, **kwargs: Any) -> int:
-        """Insert a candidate in the caller's transaction (``Curation.insert_candidate``)."""
-        return self.curation.insert_candidate(*args, **kwargs)
-
-    def next_candidate(self, study: StudyRef, rater_handle: str) -> dict[str, Any] | None:
-        """The next triplet to review (``Curation.next_candidate``)."""
-        return self.curation.next_candidate(study, rater_handle)
-
-    def submit_decision(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Store accept/reject/flag (``Curation.submit_decision``)."""
-        return self.curation.submit_decision(*args, **kwargs)
-
-    def undo_decision(self, study: StudyRef, rater_handle: str) -> dict[str, Any] | None:
-        """Withdraw the rater's latest standing decision (``Curation.undo_decision``)."""
-        return self.curation.undo_decision(study, rater_handle)
-
     # ------------------------------------------------------------------ statistics
     def stats(self, study: StudyRef, **options: Any) -> dict[str, Any]:
         """Leaderboard, win matrix, per-category, agreement, position bias, rater quality and curation stats."""
@@ -617,6 +597,22 @@ class Workbench:
         priority = ci_overlap_priority(quick_leaderboard(self, st.id), systems)
         self._priority_cache[st.id] = (time.monotonic(), priority)
         return priority
+
+
+def _forward(name: str) -> Callable[..., Any]:
+    """A facade method that calls ``self.curation.<name>`` (same signature and docstring as in ``Curation``)."""
+    target = getattr(Curation, name)
+
+    @functools.wraps(target)
+    def method(self: Workbench, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.curation, name)(*args, **kwargs)
+
+    return method
+
+
+# The curation half lives in ``Curation`` (composition); the facade keeps one entry point for callers.
+for _name in ("add_candidate", "insert_candidate", "next_candidate", "submit_decision", "undo_decision"):
+    setattr(Workbench, _name, _forward(_name))
 
 
 def _info(st: Study) -> dict[str, Any]:
