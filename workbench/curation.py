@@ -184,7 +184,9 @@ class Curation:
             else:
                 if not studies.may_open_screen(conn, st, rater.id):
                     return None
-                cand_id = scheduler.claim_candidate(conn, st, rater.id, rng)
+                cand_id = leases.claim_or_sweep(
+                    conn, st.id, st.lease_seconds, lambda: scheduler.claim_candidate(conn, st, rater.id, rng)
+                )
                 if cand_id is None:
                     return None
                 assignment = Assignment(

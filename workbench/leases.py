@@ -11,8 +11,9 @@ otherwise it is stored as a rating beyond k (``assignments.extra``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.engine import Connection
@@ -28,6 +29,7 @@ ASSIGNMENTS, IMPRESSIONS, ITEMS, RATERS = (
 )
 STUDIES = Study.__table__
 B = bindparam
+T = TypeVar("T")
 STATES = ("done", "in_progress", "expired", "extra", "skipped")
 
 _IDLE = (
@@ -120,6 +122,19 @@ class Sweeper:
     def reset(self) -> None:
         """Forget when each study was swept (the next request sweeps at once)."""
         self._last.clear()
+
+
+def claim_or_sweep(
+    conn: Connection, study_id: int, lease_seconds: int, claim: Callable[[], T | None]
+) -> T | None:
+    """``claim()``, and when nothing is free, expire the lapsed claims now (bypassing the throttle) and try once
+    more: on PostgreSQL a concurrent request may be releasing slots right now. Its sweep holds the claims' row
+    locks until it commits, so expiring them here waits for it, and the second claim sees the freed slots."""
+    got = claim()
+    if got is None:
+        expire_idle(conn, study_id, lease_seconds)
+        got = claim()
+    return got
 
 
 def release_rater(conn: Connection, study_id: int, rater_id: int) -> int:

@@ -443,7 +443,10 @@ class Workbench:
                 leases.touch(conn, shown.assignment_id)
                 imp = shown.id
             elif studies.may_open_screen(conn, st, rater_id):
-                imp = scheduler.create_impression(conn, st, rater_id, rng, priority)
+                imp = leases.claim_or_sweep(
+                    conn, st.id, st.lease_seconds,
+                    lambda: scheduler.create_impression(conn, st, rater_id, rng, priority),
+                )  # fmt: skip
             else:
                 imp = None
             return None if imp is None else self._impression_view(s, imp, rater_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
@@ -154,3 +155,30 @@ def test_an_admin_releases_a_raters_claims(wb, make_study):
         assert s.scalar(select(Item.assigned_count).where(Item.id == ann["item_id"])) == 1
     with pytest.raises(ValueError, match="skipped"):
         wb.submit_vote(ann["impression_id"], "ann", "A", "after-skip")
+
+
+def test_concurrent_sweeps_release_each_lapsed_slot_once(wb, make_study):
+    make_study(wb, n_items=8, k=1)
+    first = [f"a{i}" for i in range(8)]
+    second = [f"b{i}" for i in range(8)]
+    for h in first + second:
+        wb.add_rater(h)
+    for h in first:
+        assert wb.next_item("pref", h) is not None
+    _idle(wb)
+    got: dict[str, int | None] = {}
+
+    def claim(handle: str) -> None:
+        shown = wb.next_item("pref", handle)
+        got[handle] = None if shown is None else shown["item_id"]
+
+    threads = [threading.Thread(target=claim, args=(h,)) for h in second]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(v for v in got.values() if v is not None) == sorted(set(got.values()))  # no item twice
+    assert None not in got.values()  # all eight slots came back, each exactly once
+    with wb.db.read.begin() as s:
+        assert set(s.scalars(select(Item.assigned_count))) == {1}
+    assert wb.study_progress("pref")["expired"] == 8
