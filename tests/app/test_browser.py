@@ -315,19 +315,20 @@ def test_a_lapsed_lease_frees_the_item_and_the_late_vote_is_kept(browser, launch
 
     from workbench.results import votes_frame
 
-    add_study(launched.workbench, make_scene, "short-lease", n_items=1, k=1, lease_seconds=2)
+    # A short lease, long enough for the second rater to find the item held on a loaded machine.
+    add_study(launched.workbench, make_scene, "short-lease", n_items=1, k=1, lease_seconds=8)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     slow, fast = context.new_page(), browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     for tab in (slow, fast):
         tab.set_default_timeout(60_000)
         open_app(tab, launched.url)
-    rate_in(slow, "short-lease", "slow-rater")
-    fast.get_by_role("tab", name="Rate", exact=True).click()
+    fast.get_by_role("tab", name="Rate", exact=True).click()  # ready to press Start
     pick_study(fast, "rate-study", "short-lease")
     fast.locator("#rate-handle input, #rate-handle textarea").first.fill("fast-rater")
+    rate_in(slow, "short-lease", "slow-rater")
     fast.locator("#rate-start").click()
     expect(fast.locator("#rate-progress")).to_contain_text("All items in this study are done")  # slot held
-    fast.wait_for_timeout(2_500)  # the slow rater's lease runs out
+    fast.wait_for_timeout(8_500)  # the slow rater's lease runs out
     fast.locator("#rate-start").click()
     expect(fast.locator("#rate-viewer .sx-pane")).to_have_count(3, timeout=30_000)
     slow.get_by_role("radio", name="A (left)").click()

@@ -27,13 +27,13 @@ def _vote_count(wb) -> int:
 
 
 def test_a_lapsed_claim_returns_to_the_pool_and_the_late_answer_is_extra(wb, make_study):
-    make_study(wb, n_items=1, k=1, lease_seconds=1)
+    make_study(wb, n_items=1, k=1, lease_seconds=2)
     for h in ("ann", "bob"):
         wb.add_rater(h)
     ann = wb.next_item("pref", "ann")
     assert wb.next_item("pref", "bob") is None  # the only slot is held
     assert wb.study_progress("pref")["in_progress"] == 1
-    time.sleep(1.3)  # a real (short) lease runs out
+    time.sleep(2.3)  # a real (short) lease runs out
     progress = wb.study_progress("pref")
     assert (progress["expired"], progress["in_progress"], progress["pending"]) == (1, 0, 1)
     bob = wb.next_item("pref", "bob")
