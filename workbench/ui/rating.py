@@ -137,9 +137,11 @@ def ask_question(n_screen: int, pending: dict[str, Any], stale: AnsweredElsewher
 
 
 def show_question_js(elem_id: str) -> str:
-    """Client-side: bring the "answered in another tab" question into view when it was just shown (after the
-    next render; Gradio may render an element id twice, so the visible one is taken)."""
+    """Client-side: bring the "answered in another tab" question into view once it is shown (polled for up to
+    2 s: the box appears after the next render; Gradio may render an element id twice, the visible one counts)."""
     return (
-        "() => { setTimeout(() => { for (const box of document.querySelectorAll('#" + elem_id + "')) {"
-        " if (box.offsetParent !== null) { box.scrollIntoView({block: 'center'}); break; } } }, 50); }"
+        "() => { let tries = 0; const look = () => { for (const box of document.querySelectorAll('#"
+        + elem_id
+        + "')) { if (box.offsetParent !== null) { box.scrollIntoView({block: 'center'}); return; } }"
+        " if (++tries < 20) setTimeout(look, 100); }; setTimeout(look, 50); }"
     )
