@@ -4,7 +4,7 @@ Claims (assignments) and screens (impressions) can expire; studies get a lease l
 per-rater quota with its completion code / redirect URL; every change to a study is written to ``audit_log``.
 
 Revision ID: 0002
-Revises: 0005
+Revises: 0004
 Create Date: 2026-12-05
 
 """
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0002"
-down_revision: str | Sequence[str] | None = "0005"  # after the arena schema
+down_revision: str | Sequence[str] | None = "0004"  # the head of main when this was written
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
