@@ -196,7 +196,7 @@ def delete(ctx: UIContext, actor: str, study: str, confirm: str) -> tuple[str, s
     require((confirm or "").strip() == study, f"Type the study's name ({study}) in the box to confirm.")
     download = export_zip(ctx.workbench, study)
     report = ctx.workbench.delete_study(
-        study, confirm.strip(), ctx.settings.export_dir / "deleted", actor=actor
+        study, confirm.strip(), ctx.settings.data_dir / "deleted-studies", actor=actor
     )
     names = study_names(ctx, include_archived=True)
     message = (
