@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -46,6 +47,10 @@ DECISIONS = ("accept", "reject", "flag")
 # An undo is stored as a "retract" row that supersedes the answer it withdraws.
 RETRACT = "retract"
 SCORE_NAMES = ("semantic", "quality", "overall")
+# A claim (assignment) and its screen (impression) lapse after the study's lease without activity: "expired".
+ASSIGNMENT_STATUSES = ("open", "done", "skipped", "expired")
+IMPRESSION_STATUSES = ("open", "voted", "skipped", "expired")
+DEFAULT_LEASE_SECONDS = 30 * 60
 
 # Default curation taxonomy; a study may configure its own.
 DEFAULT_REASONS = (
@@ -95,6 +100,16 @@ class Study(Base):
     # "balanced" (coverage first) or "uncertain" (prefer the pair whose ranking is least certain).
     pair_mode: Mapped[str] = mapped_column(String(20), default="balanced")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Seconds without activity after which a rater's claim returns to the pool.
+    lease_seconds: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_LEASE_SECONDS, server_default=str(DEFAULT_LEASE_SECONDS)
+    )
+    # Archived studies are hidden from raters and kept in results.
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Per-rater quota (answered screens) and what a rater gets once it is met (validated by the engine).
+    quota: Mapped[int | None] = mapped_column(Integer)
+    completion_code: Mapped[str | None] = mapped_column(String(100))
+    redirect_url: Mapped[str | None] = mapped_column(Text)
 
 
 class System(Base):
@@ -185,14 +200,17 @@ class CurationCandidate(Base):
 
 
 class Assignment(Base):
-    """A rater's claim on an item or a candidate; ``status`` open -> done, or skipped (frees the slot)."""
+    """A rater's claim on an item or a candidate; ``status`` open -> done, skipped (frees the slot) or expired
+    (the lease lapsed: the slot went back to the pool; a late answer is still kept)."""
 
     __tablename__ = "assignments"
     __table_args__ = (
         UniqueConstraint("rater_id", "item_id"),
         UniqueConstraint("rater_id", "candidate_id"),
         CheckConstraint("(item_id IS NULL) <> (candidate_id IS NULL)", name="one_target"),
-        CheckConstraint(_in("status", ("open", "done", "skipped")), name="status"),
+        CheckConstraint(_in("status", ASSIGNMENT_STATUSES), name="status"),
+        # The lease sweep looks for open claims of a study idle since before a cutoff.
+        Index("ix_assignments_lease", "study_id", "status", "active_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -204,6 +222,10 @@ class Assignment(Base):
     )
     status: Mapped[str] = mapped_column(String(10), default="open")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Last activity on the claim (shown, re-shown, answered, undone): the lease runs from here.
+    active_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # A late answer on an expired claim whose slot another rater took: kept as a rating beyond k.
+    extra: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class PairCount(Base):
@@ -223,7 +245,7 @@ class Impression(Base):
 
     __tablename__ = "impressions"
     __table_args__ = (
-        CheckConstraint(_in("status", ("open", "voted", "skipped")), name="status"),
+        CheckConstraint(_in("status", IMPRESSION_STATUSES), name="status"),
         Index("ix_impressions_rater_status", "rater_id", "study_id", "status"),
     )
 
@@ -381,4 +403,21 @@ class ArenaBattle(Base):
     right_error: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(10))
     moderation: Mapped[str] = mapped_column(String(10), default="pending")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEntry(Base):
+    """One change to a study (created, imported into, edited, archived, claims released, deleted).
+
+    No foreign key: the log outlives a deleted study; ``study_name`` is the name at the time of the change.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    study_name: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(40))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

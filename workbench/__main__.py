@@ -7,6 +7,7 @@ Every command takes ``--db URL`` (default ``$WORKBENCH_DB``, else SQLite at ``<d
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -33,55 +34,105 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Study settings given on the command line (only those given), in the engine's names and units."""
+    out: dict[str, Any] = {}
+    if getattr(args, "guidelines", None):
+        out["guidelines"] = Path(args.guidelines).read_text(encoding="utf-8")
+    if getattr(args, "reasons", None):
+        out["reasons"] = [r.strip() for r in args.reasons.split(",") if r.strip()]
+    if getattr(args, "lease_minutes", None) is not None:
+        out["lease_seconds"] = max(1, round(args.lease_minutes * 60))
+    for name in ("k", "quota", "completion_code", "redirect_url"):
+        value = getattr(args, name, None)
+        if value is not None:
+            out[name] = None if value in ("", "none") else value
+    return out
+
+
+def _spec(args: argparse.Namespace, name: str, kind: str):
+    from workbench.studies import StudySpec
+
+    settings = _settings(args)
+    return StudySpec(name, kind=kind, gold_rate=getattr(args, "gold_rate", 0.0) or 0.0,
+                     pair_mode=getattr(args, "pair_mode", "balanced") or "balanced", **settings)  # fmt: skip
+
+
 def _cmd_studies_add(args: argparse.Namespace) -> int:
     wb = _workbench(args)
-    guidelines = Path(args.guidelines).read_text(encoding="utf-8") if args.guidelines else ""
-    reasons = [r.strip() for r in args.reasons.split(",") if r.strip()] if args.reasons else None
-    wb.create_study(args.name, kind=args.kind, k=args.k, gold_rate=args.gold_rate, guidelines=guidelines,
-                    reasons=reasons, pair_mode=args.pair_mode)  # fmt: skip
+    spec = _spec(args, args.name, args.kind)
+    if args.import_source:
+        _print(_import(wb, args, args.name, args.import_source, spec))
+    else:
+        from dataclasses import asdict
+
+        wb.create_study(actor=args.actor, **asdict(spec))
     _print(wb.study_info(args.name))
     return 0
 
 
 def _cmd_studies_list(args: argparse.Namespace) -> int:
-    _print(_workbench(args).list_studies())
+    _print(_workbench(args).list_studies(include_archived=not args.active))
     return 0
 
 
-def _ensure_study(wb, name: str, kind: str, k: int) -> None:
-    try:
-        wb.study_info(name)
-    except LookupError:
-        wb.create_study(name, kind=kind, k=k)
+def _cmd_studies_edit(args: argparse.Namespace) -> int:
+    wb = _workbench(args)
+    changes = _settings(args)
+    if args.new_name:
+        changes["name"] = args.new_name
+    if not changes:
+        raise ValueError("nothing to change: give --new-name, --guidelines, --reasons, --k, --lease-minutes, "
+                         "--quota, --completion-code or --redirect-url")  # fmt: skip
+    _print(wb.update_study(args.name, actor=args.actor, **changes))
+    return 0
 
 
-def _detect_format(path: Path) -> str:
-    if path.is_dir():
-        return "gedit"
-    if path.suffix.lower() == ".json":
-        return "finetune"
-    return "manifest"
+def _cmd_studies_archive(args: argparse.Namespace) -> int:
+    wb = _workbench(args)
+    changed = wb.archive_study(args.name, actor=args.actor, archived=not args.undo)
+    _print({"study": args.name, "archived": not args.undo, "changed": changed})
+    return 0
+
+
+def _cmd_studies_delete(args: argparse.Namespace) -> int:
+    _print(_workbench(args).delete_study(args.name, args.confirm, args.export_dir, actor=args.actor))
+    return 0
+
+
+def _cmd_studies_release(args: argparse.Namespace) -> int:
+    released = _workbench(args).release_claims(args.name, args.rater, actor=args.actor)
+    _print({"study": args.name, "rater": args.rater, "released": released})
+    return 0
+
+
+def _cmd_studies_progress(args: argparse.Namespace) -> int:
+    _print(_workbench(args).study_progress(args.name))
+    return 0
+
+
+def _cmd_studies_log(args: argparse.Namespace) -> int:
+    _print(_workbench(args).audit_log(args.name))
+    return 0
+
+
+def _import(wb, args: argparse.Namespace, study: str, source: str, create=None) -> dict[str, Any]:
+    from workbench.importers import import_source
+
+    systems = args.systems.split(",") if args.systems else None
+    return import_source(wb, study, source, fmt=args.format, root=args.root, systems=systems, bench=args.bench,
+                         create=create, actor=args.actor)  # fmt: skip
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from workbench.importers import import_finetune_metadata, import_gedit_results, import_manifest
+    from workbench.importers import detect_format
 
-    source = Path(args.source)
-    fmt = args.format or _detect_format(source)
     wb = _workbench(args)
-    _ensure_study(wb, args.study, "curation" if fmt == "finetune" else args.kind, args.k)
-    systems = args.systems.split(",") if args.systems else None
-    if fmt == "gedit":
-        if not args.bench:
-            raise ImportFailed(
-                f"{source}: a GEdit results tree needs --bench (the bench parquet file or folder)"
-            )
-        report = import_gedit_results(wb, args.study, source, args.bench, systems=systems)
-    elif fmt == "finetune":
-        report = import_finetune_metadata(wb, args.study, source, root=args.root)
-    else:
-        report = import_manifest(wb, args.study, source, root=args.root, systems=systems)
-    _print(report)
+    create = None
+    if args.create:
+        kind = "curation" if (args.format or detect_format(Path(args.source))) == "finetune" else args.kind
+        create = _spec(args, args.study, kind)
+    _print(_import(wb, args, args.study, args.source, create))
     return 0
 
 
@@ -89,7 +140,10 @@ def _cmd_import_battles(args: argparse.Namespace) -> int:
     from workbench.arena.battle_log import import_battles
 
     wb = _workbench(args)
-    _ensure_study(wb, args.study, "preference", args.k)
+    try:
+        wb.study_info(args.study)
+    except LookupError:  # a battle log brings its own systems: the study is created when missing
+        wb.create_study(args.study, kind="preference", k=args.k, actor="cli")
     _print(import_battles(wb, args.study, args.file, allow_new_systems=args.allow_new_systems))
     return 0
 
@@ -181,6 +235,17 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in this environment
+        return "cli"
+
+
+def _quota(value: str) -> int | str:
+    return "none" if value.lower() == "none" else int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -194,39 +259,96 @@ def build_parser() -> argparse.ArgumentParser:
         handler=_cmd_init
     )
 
-    studies = sub.add_parser("studies", help="create and list studies").add_subparsers(
-        dest="action", required=True
+    changer = argparse.ArgumentParser(add_help=False, parents=[common])
+    changer.add_argument("--actor", default=_default_actor(), help="who makes the change, for the audit log")
+    settings = argparse.ArgumentParser(add_help=False)
+    settings.add_argument("--guidelines", default=None, help="Markdown file shown to raters")
+    settings.add_argument("--reasons", default=None, help="comma-separated curation reason taxonomy")
+    settings.add_argument(
+        "--lease-minutes",
+        type=float,
+        default=None,
+        help="minutes without activity before a rater's claim returns to the pool (default 30)",
     )
-    add = studies.add_parser("add", parents=[common], help="create a study")
+    settings.add_argument(
+        "--quota", type=_quota, default=None, help="answers per rater ('none' for no quota)"
+    )
+    settings.add_argument("--completion-code", default=None, help="code shown to a rater whose quota is done")
+    settings.add_argument("--redirect-url", default=None, help="http(s) URL a rater is sent to when done")
+    source = argparse.ArgumentParser(add_help=False)
+    source.add_argument(
+        "--format", choices=["manifest", "gedit", "finetune"], default=None, help="default: by file type"
+    )
+    source.add_argument(
+        "--root", default=None, help="import root for relative paths (default: the file's folder)"
+    )
+    source.add_argument("--systems", default=None, help="comma-separated closed list of system names")
+    source.add_argument("--bench", default=None, help="GEdit-Bench parquet file/folder (for a results tree)")
+
+    studies = sub.add_parser("studies", help="create, edit, archive, delete studies; progress; audit log")
+    studies = studies.add_subparsers(dest="action", required=True)
+    add = studies.add_parser(
+        "add",
+        parents=[changer, settings, source],
+        help="create a study (with --import: create and import in one all-or-nothing step)",
+    )
     add.add_argument("name")
     add.add_argument("--kind", choices=["preference", "curation"], default="preference")
     add.add_argument("--k", type=int, default=3, help="raters per item")
     add.add_argument("--gold-rate", type=float, default=0.0, help="share of screens that show a gold item")
-    add.add_argument("--guidelines", default=None, help="Markdown file shown to raters")
-    add.add_argument("--reasons", default=None, help="comma-separated curation reason taxonomy")
     add.add_argument("--pair-mode", choices=["balanced", "uncertain"], default="balanced")
+    add.add_argument(
+        "--import",
+        dest="import_source",
+        default=None,
+        metavar="SOURCE",
+        help="manifest, fine-tuning metadata or GEdit results tree to import into the new study",
+    )
     add.set_defaults(handler=_cmd_studies_add)
-    studies.add_parser("list", parents=[common], help="list studies").set_defaults(handler=_cmd_studies_list)
+    slist = studies.add_parser("list", parents=[common], help="list studies (archived ones flagged)")
+    slist.add_argument("--active", action="store_true", help="leave archived studies out")
+    slist.set_defaults(handler=_cmd_studies_list)
+    edit = studies.add_parser("edit", parents=[changer, settings], help="change settings (k can only rise)")
+    edit.add_argument("name")
+    edit.add_argument("--new-name", default=None)
+    edit.add_argument("--k", type=int, default=None, help="raise raters per item (re-plans the queue)")
+    edit.set_defaults(handler=_cmd_studies_edit)
+    arch = studies.add_parser("archive", parents=[changer], help="hide from raters (kept in results)")
+    arch.add_argument("name")
+    arch.add_argument("--undo", action="store_true", help="bring an archived study back")
+    arch.set_defaults(handler=_cmd_studies_archive)
+    dele = studies.add_parser("delete", parents=[changer], help="export the study, then delete it")
+    dele.add_argument("name")
+    dele.add_argument("--confirm", required=True, help="the study's name again")
+    dele.add_argument("--export-dir", required=True, help="folder that receives the export first")
+    dele.set_defaults(handler=_cmd_studies_delete)
+    rel = studies.add_parser("release", parents=[changer], help="return a rater's open claims to the pool")
+    rel.add_argument("name")
+    rel.add_argument("rater")
+    rel.set_defaults(handler=_cmd_studies_release)
+    prog = studies.add_parser("progress", parents=[common], help="done / in progress / pending / expired")
+    prog.add_argument("name")
+    prog.set_defaults(handler=_cmd_studies_progress)
+    log = studies.add_parser("log", parents=[common], help="audit log, newest first")
+    log.add_argument("name", nargs="?", default=None)
+    log.set_defaults(handler=_cmd_studies_log)
 
     imp = sub.add_parser(
-        "import", parents=[common], help="import items or curation candidates (all-or-nothing)"
+        "import",
+        parents=[changer, settings, source],
+        help="import items or curation candidates into a study (all-or-nothing)",
     )
     imp.add_argument(
         "source", help="manifest (.jsonl/.csv), fine-tuning metadata (.json) or GEdit results folder"
     )
-    imp.add_argument("--study", required=True, help="target study (created if missing)")
+    imp.add_argument("--study", required=True, help="target study (must exist unless --create)")
     imp.add_argument(
-        "--format", choices=["manifest", "gedit", "finetune"], default=None, help="default: by file type"
+        "--create",
+        action="store_true",
+        help="create the study in the same transaction (nothing is left if the import fails)",
     )
-    imp.add_argument(
-        "--kind", choices=["preference", "curation"], default="preference", help="for a new study"
-    )
-    imp.add_argument("--k", type=int, default=3, help="raters per item, for a new study")
-    imp.add_argument(
-        "--root", default=None, help="import root for relative paths (default: the file's folder)"
-    )
-    imp.add_argument("--systems", default=None, help="comma-separated closed list of system names")
-    imp.add_argument("--bench", default=None, help="GEdit-Bench parquet file/folder (for a results tree)")
+    imp.add_argument("--kind", choices=["preference", "curation"], default="preference", help="with --create")
+    imp.add_argument("--k", type=int, default=None, help="raters per item, with --create (default 3)")
     imp.set_defaults(handler=_cmd_import)
 
     battles = sub.add_parser(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -70,3 +71,12 @@ def check_new_key(s: Session, model, study, key: str | None, what: str) -> None:
     taken = s.scalars(select(model.id).where(model.study_id == study.id, model.external_key == key)).first()
     if taken is not None:
         raise ValueError(f"duplicate {what} key {key!r} in study {study.name!r}")
+
+
+def answered_before(previous: str | None, new: str) -> dict[str, Any] | None:
+    """The outcome when a screen that already holds a standing answer gets another one without ``replace``:
+    "same" (nothing to store) or "conflict" (answered differently, e.g. in another tab: ask before replacing).
+    None when there is nothing standing (no answer yet, or it was undone)."""
+    if previous is None or previous == RETRACT:
+        return None
+    return {"stored": False, "outcome": "same" if previous == new else "conflict", "previous": previous}

@@ -1,26 +1,27 @@
 """Curation half of the ``Workbench`` facade: candidate triplets, the review queue and append-only decisions.
 
-A mixin so the facade stays one object while each half lives in its own module; it relies on the
-facade's ``db``, ``images``, ``_study``, ``_rater`` and ``_rng_fork``.
+The facade holds one ``Curation`` (composition) and forwards its curation methods to it; this class needs only the
+database, the image store and a source of per-call random generators.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import DECISIONS, RETRACT, Assignment, CurationCandidate, Decision, Study
-from workbench import scheduler
-from workbench.answers import by_key, check_new_key, last_standing, latest
-from workbench.images import ImageLike
+from db.engine import Database
+from db.models import DECISIONS, RETRACT, Assignment, CurationCandidate, Decision, Study, utcnow
+from workbench import leases, scheduler, studies
+from workbench.answers import answered_before, by_key, check_new_key, last_standing, latest
+from workbench.images import ImageLike, ImageStore
+from workbench.lookup import StudyRef, rater_row, study_row
+from workbench.scheduler import StudyRecord
 from workbench.validate import MAX_INSTRUCTION_CHARS, check_json, check_label, check_number, check_text
-
-StudyRef = int | str
 
 
 def _check_new_triplet(
@@ -42,8 +43,19 @@ def _check_new_triplet(
         )
 
 
-class CurationMixin:
+class Curation:
     """add_candidate / next_candidate / submit_decision / undo_decision."""
+
+    def __init__(
+        self,
+        db: Database,
+        images: ImageStore,
+        rng_fork: Callable[[], random.Random],
+        study_record: Callable[[Session, StudyRef], StudyRecord],
+        sweeper: leases.Sweeper,
+    ) -> None:
+        self.db, self.images, self._rng_fork = db, images, rng_fork
+        self._study_record, self._sweeper = study_record, sweeper
 
     def insert_candidate(
         self,
@@ -109,7 +121,7 @@ class CurationMixin:
         return self.db.run_write(
             lambda s: self.insert_candidate(
                 s,
-                self._study(s, study),
+                study_row(s, study),
                 source_hash,
                 instruction,
                 target_hash,
@@ -151,10 +163,11 @@ class CurationMixin:
         rng = self._rng_fork()
 
         def write(s: Session) -> dict[str, Any] | None:
-            st, rater = self._study(s, study), self._rater(s, rater_handle)
-            if st.kind != "curation":
-                raise ValueError(f"study {st.name!r} is a preference study; use next_item")
-            scheduler.lock_rater(s.connection(), rater.id)
+            conn = s.connection()
+            st, rater = self._study_record(s, study), rater_row(s, rater_handle)
+            studies.check_open(st, "curation")
+            scheduler.lock_rater(conn, rater.id)
+            self._sweeper.sweep(conn, st.id, st.lease_seconds)
             assignment = s.scalars(
                 select(Assignment)
                 .where(
@@ -166,8 +179,14 @@ class CurationMixin:
                 .order_by(Assignment.id)
                 .limit(1)
             ).first()
-            if assignment is None:
-                cand_id = scheduler.claim_candidate(s.connection(), st, rater.id, rng)
+            if assignment is not None:  # the same claim again (reload, second tab): its lease starts over
+                assignment.active_at = utcnow()
+            else:
+                if not studies.may_open_screen(conn, st, rater.id):
+                    return None
+                cand_id = leases.claim_or_sweep(
+                    conn, st.id, st.lease_seconds, lambda: scheduler.claim_candidate(conn, st, rater.id, rng)
+                )
                 if cand_id is None:
                     return None
                 assignment = Assignment(
@@ -187,22 +206,28 @@ class CurationMixin:
         reasons: Iterable[str] = (),
         note: str = "",
         idempotency_key: str = "",
+        replace: bool = False,
     ) -> dict[str, Any]:
-        """Store accept/reject/flag with reasons from the study's taxonomy; same key -> ``stored: False``."""
+        """Store accept/reject/flag with reasons from the study's taxonomy; same key -> ``stored: False``.
+
+        ``outcome`` as for votes: "stored", "duplicate", "same" or "conflict" (the claim already holds a different
+        decision, ``previous``, e.g. from another tab; repeat with ``replace=True`` to supersede it). A decision
+        on a lapsed claim is kept; ``extra`` when its slot was taken meanwhile.
+        """
         if decision not in DECISIONS:
             raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
         reason_list = list(reasons or [])
         note = check_text(note or "", "note", required=False)
 
         def write(s: Session) -> dict[str, Any]:
-            rater = self._rater(s, rater_handle)
+            rater = rater_row(s, rater_handle)
             existing = by_key(s, Decision, idempotency_key)
             if existing is not None:
                 if existing.candidate_id != candidate_id or existing.rater_id != rater.id:
                     raise ValueError(
                         f"idempotency key {idempotency_key!r} was already used for another decision"
                     )
-                return {"decision_id": existing.id, "stored": False}
+                return {"decision_id": existing.id, "stored": False, "outcome": "duplicate"}
             cand = s.get(CurationCandidate, candidate_id)
             if cand is None:
                 raise LookupError(f"unknown candidate {candidate_id!r}")
@@ -217,7 +242,13 @@ class CurationMixin:
             ).first()
             if assignment is None:
                 raise PermissionError(f"candidate {candidate_id} was not given to rater {rater_handle!r}")
+            if assignment.status == "skipped":
+                raise ValueError(f"candidate {candidate_id} was skipped; it cannot take a decision")
             previous = latest(s, Decision, Decision.assignment_id, assignment.id)
+            if previous is not None and not replace:
+                earlier = answered_before(previous.decision, decision)
+                if earlier is not None:
+                    return {"decision_id": previous.id, **earlier}
             row = Decision(
                 assignment_id=assignment.id,
                 candidate_id=candidate_id,
@@ -229,9 +260,9 @@ class CurationMixin:
                 supersedes_id=previous.id if previous else None,
             )
             s.add(row)
-            assignment.status = "done"
             s.flush()
-            return {"decision_id": row.id, "stored": True}
+            extra = leases.settle(s.connection(), assignment.id)
+            return {"decision_id": row.id, "stored": True, "outcome": "stored", "extra": extra}
 
         return self.db.run_write(write)
 
@@ -240,7 +271,7 @@ class CurationMixin:
         withdrawn decision, reasons and note), or None."""
 
         def write(s: Session) -> dict[str, Any] | None:
-            st, rater = self._study(s, study), self._rater(s, rater_handle)
+            st, rater = study_row(s, study), rater_row(s, rater_handle)
             last = last_standing(
                 s, Decision, Decision.decision, Assignment, Decision.assignment_id, st.id, rater.id
             )
@@ -258,7 +289,7 @@ class CurationMixin:
                 )
             )
             assignment = s.get(Assignment, last.assignment_id)
-            assignment.status = "open"
+            assignment.status, assignment.active_at = "open", utcnow()  # on screen again: a fresh lease
             s.flush()
             previous = {"decision": last.decision, "reasons": list(last.reasons or []), "note": last.note}
             return {**self._candidate_view(s, assignment), "previous": previous}

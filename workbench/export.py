@@ -18,13 +18,13 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import select
-from sqlalchemy.orm import aliased
 
-from db.models import CurationCandidate, Decision, Impression, Item, Output, Rater, System, Vote
+from db.models import Assignment, CurationCandidate, Decision, Impression, Item, Rater, Vote
 from workbench.csvsafe import write_csv
-from workbench.curation import StudyRef
+from workbench.lookup import StudyRef
 from workbench.reading import StudyReader
 from workbench.results import decisions_frame, votes_frame
+from workbench.sides import LEFT_OUTPUT, LEFT_SYSTEM, RIGHT_OUTPUT, RIGHT_SYSTEM, join_sides
 
 FORMATS = ("csv", "parquet", "jsonl")
 
@@ -36,27 +36,16 @@ def _frame(wb: StudyReader, query) -> pd.DataFrame:  # a SELECT
 
 
 def _history_tables(wb: StudyReader, study_id: int) -> dict[str, pd.DataFrame]:
-    left_out, right_out, left_sys, right_sys = (
-        aliased(Output),
-        aliased(Output),
-        aliased(System),
-        aliased(System),
-    )
-    impressions = (
+    impressions = join_sides(
         select(
             Impression.id.label("impression_id"), Rater.handle.label("rater"), Impression.item_id,
-            left_sys.name.label("left_system"), right_sys.name.label("right_system"),
-            left_out.image_hash.label("left_hash"), right_out.image_hash.label("right_hash"),
-            Impression.status, Impression.shown_at,
+            LEFT_SYSTEM.c.name.label("left_system"), RIGHT_SYSTEM.c.name.label("right_system"),
+            LEFT_OUTPUT.c.image_hash.label("left_hash"), RIGHT_OUTPUT.c.image_hash.label("right_hash"),
+            Impression.status, Assignment.extra, Impression.shown_at,
         )
         .join(Rater, Rater.id == Impression.rater_id)
-        .join(left_out, left_out.id == Impression.left_output_id)
-        .join(right_out, right_out.id == Impression.right_output_id)
-        .join(left_sys, left_sys.id == left_out.system_id)
-        .join(right_sys, right_sys.id == right_out.system_id)
-        .where(Impression.study_id == study_id)
-        .order_by(Impression.id)
-    )  # fmt: skip
+        .outerjoin(Assignment, Assignment.id == Impression.assignment_id)
+    ).where(Impression.study_id == study_id).order_by(Impression.id)  # fmt: skip
     history = (
         select(
             Vote.id.label("vote_id"), Vote.impression_id, Rater.handle.label("rater"), Vote.choice, Vote.semantic,

@@ -3,7 +3,9 @@ are imported by ``workbench.arena.battle_log``.
 
 Every import is all-or-nothing: the whole file is parsed and validated first, images are copied into the
 content-addressed store (harmless if the import later fails: unreferenced files), and all rows are inserted in
-ONE transaction, so an error leaves the database exactly as it was. Errors are ``ImportFailed`` and name the file
+ONE transaction, so an error leaves the database exactly as it was. With ``create=StudySpec(...)`` the study itself
+is created in that same transaction: a failed import leaves no study behind. Each import is written to the audit
+log (same transaction). Errors are ``ImportFailed`` and name the file
 and line (or record). Paths in a manifest are resolved inside the import root only: no ``..``, no absolute paths
 outside it, no symlinks that lead out of it.
 """
@@ -23,8 +25,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Item
+from workbench import studies
 from workbench.images import ImageStoreError
+from workbench.lookup import study_row
 from workbench.service import Workbench
+from workbench.studies import StudySpec
 
 OUTPUT_PREFIX = "output:"
 ITEM_FIELDS = {
@@ -269,17 +274,51 @@ def _store_images(wb: Workbench, rows: Sequence[_Row]) -> list[dict[str, str]]:
     return hashes
 
 
-def _insert_all(wb: Workbench, study: str | int, rows: Sequence[_Row], insert_one) -> int:
-    """Store the images, then insert every row in one transaction; any error rolls back the whole import."""
+@dataclass(frozen=True)
+class Target:
+    """Where an import goes: an existing study, or a new one (``create``) made in the import's transaction."""
+
+    study: str | int
+    create: StudySpec | None = None
+    actor: str = "system"
+
+    def kind(self, wb: Workbench) -> str:
+        if self.create is not None:
+            return self.create.kind
+        try:
+            return wb.study_info(self.study)["kind"]
+        except LookupError as exc:
+            raise ImportFailed(f"{exc}; create it first or import with a new study's settings") from exc
+
+    def open(self, s: Session):
+        """The study row inside the import's transaction (created here when asked)."""
+        if self.create is None:
+            return study_row(s, self.study)
+        try:
+            return studies.insert_study(s, self.create, self.actor)
+        except ValueError as exc:
+            raise ImportFailed(str(exc)) from exc
+
+
+def _target(study: str | int, create: StudySpec | None, actor: str) -> Target:
+    if create is not None and create.name != study:
+        raise ImportFailed(f"the new study's settings name {create.name!r}, not {study!r}")
+    return Target(study, create, actor)
+
+
+def _insert_all(wb: Workbench, target: Target, rows: Sequence[_Row], insert_one, source: object) -> int:
+    """Store the images, then insert every row in one transaction; any error rolls back the whole import
+    (including a study created for it)."""
     hashes = _store_images(wb, rows)
 
     def write(s: Session) -> int:
-        st = wb._study(s, study)
+        st = target.open(s)
         for row, row_hashes in zip(rows, hashes, strict=True):
             try:
                 insert_one(s, st, row, row_hashes)
             except (ValueError, LookupError) as exc:
                 raise ImportFailed(f"{row.where}: {exc}") from exc
+        studies.audit(s, st, target.actor, "import", {"rows": len(rows), "source": Path(str(source)).name})
         return len(rows)
 
     try:
@@ -302,7 +341,7 @@ def _insert_item(wb: Workbench):
 
 def import_manifest(
     wb: Workbench, study: str | int, manifest: str | os.PathLike, root: str | os.PathLike | None = None,
-    systems: Sequence[str] | None = None,
+    systems: Sequence[str] | None = None, create: StudySpec | None = None, actor: str = "system",
 ) -> dict[str, Any]:  # fmt: skip
     """Import a JSONL/CSV manifest into a study (items for preference studies, triplets for curation ones).
 
@@ -310,14 +349,13 @@ def import_manifest(
     and one ``output:<system>`` column per system (JSONL may instead hold ``outputs: {system: path}``).
     Curation columns: ``source``, ``instruction``, ``target``, ``filter_score``, ``filter_reason``, ``category``,
     ``language``, ``key``, ``metadata``. Paths are relative to ``root`` (default: the manifest's folder).
-    ``systems``, when given, is the closed list of allowed system names.
+    ``systems``, when given, is the closed list of allowed system names. ``create``: make the study in the same
+    transaction (nothing is left when the import fails).
     """
     manifest = Path(manifest)
     safe = SafeRoot(Path(root) if root is not None else manifest.parent)
-    try:
-        kind = wb.study_info(study)["kind"]
-    except LookupError as exc:
-        raise ImportFailed(str(exc)) from exc
+    target = _target(study, create, actor)
+    kind = target.kind(wb)
     allowed = set(systems) if systems else None
     rows: list[_Row] = []
     for where, record in read_records(manifest):
@@ -331,7 +369,7 @@ def import_manifest(
     if not rows:
         raise ImportFailed(f"{manifest}: no rows to import")
     insert_one = _insert_item(wb) if kind == "preference" else _insert_candidate(wb)
-    return {"study": study, "imported": _insert_all(wb, study, rows, insert_one), "kind": kind}
+    return {"study": study, "imported": _insert_all(wb, target, rows, insert_one, manifest), "kind": kind}
 
 
 def _insert_candidate(wb: Workbench):
@@ -352,14 +390,20 @@ def _line_of(text: str, needle: str) -> int:
 
 
 def import_finetune_metadata(
-    wb: Workbench, study: str | int, metadata_json: str | os.PathLike, root: str | os.PathLike | None = None
-) -> dict[str, Any]:
+    wb: Workbench, study: str | int, metadata_json: str | os.PathLike, root: str | os.PathLike | None = None,
+    create: StudySpec | None = None, actor: str = "system",
+) -> dict[str, Any]:  # fmt: skip
     """Curation candidates from the official fine-tuning metadata ``{target_path: {"ref_image_path", "caption"}}``.
 
     Optional per-entry fields: ``filter_score``, ``filter_reason``, ``category``, ``language``. The target path
     is the candidate's key, so importing the same file twice is refused as a duplicate.
     """
     path = Path(metadata_json)
+    dest = _target(study, create, actor)
+    if dest.kind(wb) != "curation":
+        raise ImportFailed(
+            f"{path}: fine-tuning metadata becomes curation candidates; {study!r} is not a curation study"
+        )
     if not path.is_file():
         raise ImportFailed(f"{path}: metadata file not found")
     text = _read_text(path)
@@ -391,14 +435,14 @@ def import_finetune_metadata(
         rows.append(_candidate_row(record, where, safe))
     return {
         "study": study,
-        "imported": _insert_all(wb, study, rows, _insert_candidate(wb)),
+        "imported": _insert_all(wb, dest, rows, _insert_candidate(wb), path),
         "kind": "curation",
     }
 
 
 def import_gedit_results(
     wb: Workbench, study: str | int, results_root: str | os.PathLike, bench_source: str | os.PathLike,
-    systems: Sequence[str] | None = None,
+    systems: Sequence[str] | None = None, create: StudySpec | None = None, actor: str = "system",
 ) -> dict[str, Any]:  # fmt: skip
     """Items from ``results/{system}/fullset/{task_type}/{en|cn}/{key}.png`` plus the bench's source images.
 
@@ -412,6 +456,11 @@ def import_gedit_results(
 
     results = Path(results_root)
     safe = SafeRoot(results)
+    target = _target(study, create, actor)
+    if target.kind(wb) != "preference":
+        raise ImportFailed(
+            f"{results}: a GEdit results tree becomes preference items; {study!r} is a curation study"
+        )
     names = (
         list(systems) if systems else sorted(p.name for p in results.iterdir() if (p / "fullset").is_dir())
     )
@@ -424,7 +473,7 @@ def import_gedit_results(
         samples = load_bench(bench_source)
     except BenchLoadError as exc:
         raise ImportFailed(f"{bench_source}: {exc}") from exc
-    present = _existing_item_keys(wb, study)
+    present = set() if create is not None else _existing_item_keys(wb, study)
     rows, too_few = [], 0
     for sample in samples:
         if sample.uid in present:
@@ -444,7 +493,9 @@ def import_gedit_results(
         }
         row.images["source"] = sample.input_image_raw  # bytes: the store accepts them directly
         rows.append(row)
-    imported = _insert_all(wb, study, rows, _insert_item(wb)) if rows else 0
+    if not rows and create is not None:
+        raise ImportFailed(f"{results}: no sample has outputs from two systems; the study was not created")
+    imported = _insert_all(wb, target, rows, _insert_item(wb), results) if rows else 0
     return {"study": study, "imported": imported, "already_present": len(present), "too_few_outputs": too_few}
 
 
@@ -456,3 +507,32 @@ def _existing_item_keys(wb: Workbench, study: str | int) -> set[str]:
                 select(Item.external_key).where(Item.study_id == study_id, Item.external_key.is_not(None))
             )
         )
+
+
+def detect_format(path: Path) -> str:
+    """``gedit`` for a results folder, ``finetune`` for a ``.json`` metadata file, else ``manifest``."""
+    if path.is_dir():
+        return "gedit"
+    return "finetune" if path.suffix.lower() == ".json" else "manifest"
+
+
+def import_source(
+    wb: Workbench, study: str | int, source: str | os.PathLike, fmt: str | None = None,
+    root: str | os.PathLike | None = None, systems: Sequence[str] | None = None,
+    bench: str | os.PathLike | None = None, create: StudySpec | None = None, actor: str = "system",
+) -> dict[str, Any]:  # fmt: skip
+    """Import a manifest, fine-tuning metadata or GEdit results tree (``fmt``, default: by file type) into an
+    existing study, or into a new one made in the same transaction (``create``)."""
+    source = Path(source)
+    fmt = fmt or detect_format(source)
+    if fmt == "gedit":
+        if not bench:
+            raise ImportFailed(
+                f"{source}: a GEdit results tree needs the bench parquet file or folder (--bench)"
+            )
+        return import_gedit_results(wb, study, source, bench, systems=systems, create=create, actor=actor)
+    if fmt == "finetune":
+        return import_finetune_metadata(wb, study, source, root=root, create=create, actor=actor)
+    if fmt == "manifest":
+        return import_manifest(wb, study, source, root=root, systems=systems, create=create, actor=actor)
+    raise ImportFailed(f"{source}: unknown import format {fmt!r} (manifest, gedit or finetune)")

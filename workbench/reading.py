@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from db.engine import Database
-from workbench.curation import StudyRef
 from workbench.images import ImageStore
+from workbench.lookup import StudyRef
 
 
 class StudyReader(Protocol):

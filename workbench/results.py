@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
-from sqlalchemy.orm import aliased
 
 from db.models import (
     RETRACT,
@@ -25,13 +24,13 @@ from db.models import (
     ImportedBattle,
     Impression,
     Item,
-    Output,
     Rater,
     System,
     Vote,
 )
-from workbench.curation import StudyRef
+from workbench.lookup import StudyRef
 from workbench.reading import StudyReader
+from workbench.sides import LEFT_OUTPUT, LEFT_SYSTEM, RIGHT_OUTPUT, RIGHT_SYSTEM, join_sides
 
 CHOICE_TO_SCREEN_WINNER = {"A": "left", "B": "right", "tie": "tie", "both_bad": "tie (bothbad)"}
 
@@ -43,39 +42,37 @@ def _current(model, parent_column):  # ORM class / column
 
 def votes_frame(wb: StudyReader, study_id: int) -> pd.DataFrame:
     """Current votes of the study (gold items included, flagged by ``gold_winner``) plus imported battles."""
-    left_out, right_out = aliased(Output), aliased(Output)
-    left_sys, right_sys = aliased(System), aliased(System)
     head = _current(Vote, Vote.impression_id)
     query = (
-        select(
-            Vote.id.label("vote_id"),
-            Vote.choice,
-            Vote.semantic,
-            Vote.quality,
-            Vote.overall,
-            Vote.seconds_on_task,
-            Vote.created_at,
-            Impression.item_id,
-            Impression.id.label("impression_id"),
-            Rater.handle.label("rater"),
-            Item.category,
-            Item.language,
-            Item.is_gold,
-            GoldItem.good_output_id,
-            left_out.id.label("left_output_id"),
-            right_out.id.label("right_output_id"),
-            left_sys.name.label("left_system"),
-            right_sys.name.label("right_system"),
+        join_sides(
+            select(
+                Vote.id.label("vote_id"),
+                Vote.choice,
+                Vote.semantic,
+                Vote.quality,
+                Vote.overall,
+                Vote.seconds_on_task,
+                Vote.created_at,
+                Impression.item_id,
+                Impression.id.label("impression_id"),
+                Rater.handle.label("rater"),
+                Item.category,
+                Item.language,
+                Item.is_gold,
+                GoldItem.good_output_id,
+                Assignment.extra,
+                LEFT_OUTPUT.c.id.label("left_output_id"),
+                RIGHT_OUTPUT.c.id.label("right_output_id"),
+                LEFT_SYSTEM.c.name.label("left_system"),
+                RIGHT_SYSTEM.c.name.label("right_system"),
+            )
+            .join(head, head.c.id == Vote.id)
+            .join(Impression, Impression.id == Vote.impression_id)
+            .join(Rater, Rater.id == Vote.rater_id)
+            .join(Item, Item.id == Impression.item_id)
+            .outerjoin(GoldItem, GoldItem.item_id == Item.id)
+            .outerjoin(Assignment, Assignment.id == Impression.assignment_id)
         )
-        .join(head, head.c.id == Vote.id)
-        .join(Impression, Impression.id == Vote.impression_id)
-        .join(Rater, Rater.id == Vote.rater_id)
-        .join(Item, Item.id == Impression.item_id)
-        .outerjoin(GoldItem, GoldItem.item_id == Item.id)
-        .join(left_out, left_out.id == Impression.left_output_id)
-        .join(right_out, right_out.id == Impression.right_output_id)
-        .join(left_sys, left_sys.id == left_out.system_id)
-        .join(right_sys, right_sys.id == right_out.system_id)
         .where(Impression.study_id == study_id, Vote.choice != RETRACT)
         .order_by(Vote.id)
     )
@@ -147,6 +144,8 @@ def _live_votes(live: pd.DataFrame) -> pd.DataFrame:
             "overall": live["overall"],
             "gold_winner": gold_winner,
             "created_at": live["created_at"],
+            # A late answer on a lapsed claim whose slot another rater had taken: a rating beyond k.
+            "extra": live["extra"].fillna(False).astype(bool),
             "imported": False,
         }
     )
@@ -164,6 +163,7 @@ def decisions_frame(wb: StudyReader, study_id: int) -> pd.DataFrame:
             Decision.reasons,
             Decision.note,
             Decision.created_at,
+            Assignment.extra,
             CurationCandidate.category,
             CurationCandidate.language,
             CurationCandidate.filter_score,
@@ -178,8 +178,8 @@ def decisions_frame(wb: StudyReader, study_id: int) -> pd.DataFrame:
     )
     with wb.db.read.begin() as s:
         rows = s.execute(query).mappings().all()
-    columns = ["decision_id", "candidate_id", "rater", "decision", "reasons", "note", "created_at", "category",
-               "language", "filter_score", "filter_reason"]  # fmt: skip
+    columns = ["decision_id", "candidate_id", "rater", "decision", "reasons", "note", "created_at", "extra",
+               "category", "language", "filter_score", "filter_reason"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -47,7 +47,7 @@ PairPriority = Mapping[tuple[int, int], float]
 
 @dataclass(frozen=True)
 class StudyRecord:
-    """The study settings the scheduler needs (studies are not edited after creation, so this is cacheable)."""
+    """The study settings the scheduler needs (read once per request: admins may edit a study at any time)."""
 
     id: int
     name: str
@@ -55,6 +55,9 @@ class StudyRecord:
     k: int
     gold_rate: float
     pair_mode: str
+    lease_seconds: int = 1800
+    quota: int | None = None
+    archived: bool = False
 
 
 B = bindparam
@@ -62,7 +65,7 @@ B = bindparam
 # Statements are built once (bind parameters only): building a SQLAlchemy statement per call costs more CPU
 # than running it, and this runs on every screen a rater sees.
 _OPEN_IMPRESSION = (
-    select(IMPRESSIONS.c.id)
+    select(IMPRESSIONS.c.id, IMPRESSIONS.c.assignment_id)
     .where(IMPRESSIONS.c.rater_id == B("rater_id"), IMPRESSIONS.c.study_id == B("study_id"))
     .where(IMPRESSIONS.c.status == "open")
     .order_by(IMPRESSIONS.c.id)
@@ -132,6 +135,13 @@ _RELEASE = (
     .where(ITEMS.c.id == B("item_id"), ITEMS.c.is_gold.is_(False), ITEMS.c.assigned_count > 0)
     .values(assigned_count=ITEMS.c.assigned_count - 1)
 )
+_RELEASE_CANDIDATE = (
+    update(CANDIDATES)
+    .where(CANDIDATES.c.id == B("candidate_id"), CANDIDATES.c.assigned_count > 0)
+    .values(assigned_count=CANDIDATES.c.assigned_count - 1)
+)
+_IS_GOLD = select(ITEMS.c.is_gold).where(ITEMS.c.id == B("item_id"))
+_COUNT_REGULAR = select(func.count()).where(ITEMS.c.study_id == B("study_id"), ITEMS.c.is_gold.is_(False))
 # Gold items count too: "done" counts every answered screen, so a total without them would let a rater spot
 # a gold item by the counter (e.g. "Item 4 of 4 · 5 done").
 _COUNT_ITEMS = select(func.count()).where(ITEMS.c.study_id == B("study_id"))
@@ -151,9 +161,10 @@ def lock_rater(conn: Connection, rater_id: int) -> None:
     conn.execute(_LOCK_RATER, {"rater_id": rater_id})
 
 
-def open_impression(conn: Connection, study_id: int, rater_id: int) -> int | None:
-    """The rater's oldest unanswered impression (re-shown after a restart, a reload or an undo)."""
-    return conn.scalar(_OPEN_IMPRESSION, {"rater_id": rater_id, "study_id": study_id})
+def open_impression(conn: Connection, study_id: int, rater_id: int):  # Row | None
+    """The rater's oldest unanswered impression (re-shown after a restart, a reload or an undo):
+    a row with ``id`` and ``assignment_id``, or None."""
+    return conn.execute(_OPEN_IMPRESSION, {"rater_id": rater_id, "study_id": study_id}).first()
 
 
 def _claim_from_queue(conn: Connection, table, queue, study: StudyRecord, rater_id: int, rng: random.Random):
@@ -263,7 +274,14 @@ def create_impression(
     now = utcnow()
     assignment_id = conn.scalar(
         _NEW_ASSIGNMENT,
-        {"study_id": study.id, "rater_id": rater_id, "item_id": item_id, "status": "open", "created_at": now},
+        {
+            "study_id": study.id,
+            "rater_id": rater_id,
+            "item_id": item_id,
+            "status": "open",
+            "created_at": now,
+            "active_at": now,
+        },
     )
     left, right = choose_pair(conn, study.id, item_id, rng, must_include=good_output, priority=priority)
     return conn.scalar(
@@ -274,8 +292,28 @@ def create_impression(
 
 
 def release_item(conn: Connection, item_id: int) -> None:
-    """Give back a slot of k (after a skip) so another rater can take the item."""
+    """Give back a slot of k (after a skip or a lapsed claim) so another rater can take the item."""
     conn.execute(_RELEASE, {"item_id": item_id})
+
+
+def release_candidate(conn: Connection, candidate_id: int) -> None:
+    """Give back a reviewer slot of a curation candidate."""
+    conn.execute(_RELEASE_CANDIDATE, {"candidate_id": candidate_id})
+
+
+def reclaim(conn: Connection, item_id: int | None, candidate_id: int | None, k: int) -> bool:
+    """Take a slot of k again for a late answer on a lapsed claim; False when the row is full (the answer is then
+    a rating beyond k). Gold items do not use k: always True."""
+    if item_id is not None:
+        if conn.scalar(_IS_GOLD, {"item_id": item_id}):
+            return True
+        return bool(conn.execute(_CLAIM[ITEMS.name], {"row_id": item_id, "k": k}).rowcount)
+    return bool(conn.execute(_CLAIM[CANDIDATES.name], {"row_id": candidate_id, "k": k}).rowcount)
+
+
+def count_regular_items(conn: Connection, study_id: int) -> int:
+    """Non-gold items: the ones that take k raters (progress counts their slots)."""
+    return conn.scalar(_COUNT_REGULAR, {"study_id": study_id}) or 0
 
 
 def count_items(conn: Connection, study_id: int) -> int:

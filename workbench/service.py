@@ -1,5 +1,8 @@
 """The ``Workbench`` facade: studies, raters, items, blind pairs, votes, curation, statistics.
 
+It composes the halves that live in their own modules: ``curation.Curation`` (candidates and decisions),
+``studies`` (settings, management, audit log), ``leases`` (claims that lapse) and ``scheduler`` (what next).
+
 Every public method runs in its own short transaction and returns plain dicts, so the Gradio handlers can call it
 from any worker thread. Writes go through ``Database.run_write`` (BEGIN IMMEDIATE on SQLite; retried on a lost
 unique race), which is what makes ``submit_vote``/``submit_decision`` exactly-once per idempotency key.
@@ -10,11 +13,12 @@ when a rater answers someone else's screen.
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +29,10 @@ from db.engine import Database, default_url
 from db.migrate import upgrade
 from db.models import (
     CHOICES,
-    DEFAULT_REASONS,
     RETRACT,
     ROLES,
-    STUDY_KINDS,
     Assignment,
+    CurationCandidate,
     GoldItem,
     Impression,
     Item,
@@ -40,10 +43,13 @@ from db.models import (
     Vote,
     utcnow,
 )
-from workbench import scheduler
-from workbench.answers import check_new_key, check_scores, last_standing
-from workbench.curation import CurationMixin, StudyRef
+from workbench import leases, scheduler, studies
+from workbench.answers import answered_before, check_new_key, check_scores, last_standing
+from workbench.curation import Curation
 from workbench.images import ImageLike, ImageStore
+from workbench.lookup import StudyRef, rater_row, study_row
+from workbench.sides import LEFT_OUTPUT, RIGHT_OUTPUT, join_sides
+from workbench.studies import StudySpec
 from workbench.validate import MAX_INSTRUCTION_CHARS, check_json, check_label, check_text
 
 PAIR_PRIORITY_TTL_S = 60.0
@@ -51,18 +57,15 @@ PAIR_PRIORITY_TTL_S = 60.0
 
 def _impression_view_statement():
     """What a rater's screen needs for one impression (built once; see scheduler.py on why)."""
-    imps, items, outputs = Impression.__table__, Item.__table__, Output.__table__
-    left, right = outputs.alias("left_output"), outputs.alias("right_output")
-    return (
+    imps, items = Impression.__table__, Item.__table__
+    return join_sides(
         select(
             imps.c.study_id, items.c.id.label("item_id"), items.c.instruction, items.c.language, items.c.category,
-            items.c.source_hash, left.c.image_hash.label("left_hash"), right.c.image_hash.label("right_hash"),
-        )
-        .join(items, items.c.id == imps.c.item_id)
-        .join(left, left.c.id == imps.c.left_output_id)
-        .join(right, right.c.id == imps.c.right_output_id)
-        .where(imps.c.id == bindparam("impression_id"))
-    )  # fmt: skip
+            items.c.source_hash, LEFT_OUTPUT.c.image_hash.label("left_hash"),
+            RIGHT_OUTPUT.c.image_hash.label("right_hash"),
+        ).join(items, items.c.id == imps.c.item_id),
+        systems=False,
+    ).where(imps.c.id == bindparam("impression_id"))  # fmt: skip
 
 
 _IMPRESSION_VIEW = _impression_view_statement()
@@ -77,6 +80,7 @@ _IMPRESSION_STATE = select(
     .scalar_subquery()
     .label("prev"),
 ).where(_IMPRESSIONS.c.id == bindparam("impression_id"))
+_VOTE_CHOICE = select(_VOTES.c.choice).where(_VOTES.c.id == bindparam("vote_id"))
 _VOTE_BY_KEY = select(_VOTES.c.id, _VOTES.c.impression_id, _VOTES.c.rater_id).where(
     _VOTES.c.idempotency_key == bindparam("key")
 )
@@ -110,7 +114,7 @@ _STATUS_COUNTS = (
 ITEM_TOTAL_TTL_S = 10.0
 
 
-class Workbench(CurationMixin):
+class Workbench:
     """Facade over the database and the image store. Thread-safe; create one per process."""
 
     def __init__(self, db_url: str | None = None, data_dir: str | Path = "data") -> None:
@@ -121,7 +125,8 @@ class Workbench(CurationMixin):
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
         self._rater_ids: dict[str, int] = {}
-        self._studies: dict[StudyRef, scheduler.StudyRecord] = {}
+        self._records, self.sweeper = studies.RecordCache(), leases.Sweeper()
+        self.curation = Curation(self.db, self.images, self._rng_fork, self._study_record, self.sweeper)
         self._totals: dict[int, tuple[float, int]] = {}
         self._priority_cache: dict[int, tuple[float, dict[tuple[int, int], float]]] = {}
 
@@ -138,41 +143,19 @@ class Workbench(CurationMixin):
         with self._rng_lock:
             return random.Random(self._rng.getrandbits(64))
 
-    def _study(self, s: Session, study: StudyRef) -> Study:
-        row = (
-            s.get(Study, study)
-            if isinstance(study, int)
-            else s.scalars(select(Study).where(Study.name == study)).first()
-        )
-        if row is None:
-            raise LookupError(f"unknown study {study!r}")
-        return row
-
     def _study_record(self, s: Session, study: StudyRef) -> scheduler.StudyRecord:
-        """Scheduler settings of a study, cached by name and id (studies are never edited after creation)."""
-        record = self._studies.get(study)
-        if record is None:
-            row = self._study(s, study)
-            record = scheduler.StudyRecord(row.id, row.name, row.kind, row.k, row.gold_rate, row.pair_mode)
-            self._studies[row.id] = self._studies[row.name] = record
-        return record
+        """Scheduler settings of a study (cached for a second: admins may edit a study while raters work)."""
+        return self._records.get(s, study)
 
     def _rater_id(self, s: Session, handle: str) -> int:
         """Rater id by handle, cached (raters are never deleted or renamed)."""
         cached = self._rater_ids.get(handle)
         if cached is None:
-            cached = self._rater(s, handle).id
+            cached = rater_row(s, handle).id
             self._rater_ids[handle] = cached
         return cached
 
-    def _rater(self, s: Session, handle: str) -> Rater:
-        row = s.scalars(select(Rater).where(Rater.handle == handle)).first()
-        if row is None:
-            raise LookupError(
-                f"unknown rater {handle!r} (add it with `python -m workbench raters add {handle}`)"
-            )
-        return row
-
+    # ------------------------------------------------------------------ studies
     def create_study(
         self,
         name: str,
@@ -182,63 +165,107 @@ class Workbench(CurationMixin):
         guidelines: str = "",
         reasons: Iterable[str] | None = None,
         pair_mode: str = "balanced",
+        actor: str = "system",
+        **settings: Any,
     ) -> int:
-        """Create a study and return its id. ``reasons`` is the curation taxonomy (default: DEFAULT_REASONS)."""
-        if kind not in STUDY_KINDS:
-            raise ValueError(f"kind must be one of {STUDY_KINDS}, got {kind!r}")
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
-        if not 0.0 <= gold_rate <= 1.0:
-            raise ValueError(f"gold_rate must be within [0, 1], got {gold_rate!r}")
-        if pair_mode not in ("balanced", "uncertain"):
-            raise ValueError(f"pair_mode must be 'balanced' or 'uncertain', got {pair_mode!r}")
-        reason_list = list(DEFAULT_REASONS if reasons is None else reasons)
-        if len(set(reason_list)) != len(reason_list) or not all(
-            isinstance(r, str) and r for r in reason_list
-        ):
-            raise ValueError("reasons must be distinct non-empty strings")
+        """Create a study and return its id. ``reasons`` is the curation taxonomy (default: DEFAULT_REASONS);
+        ``settings``: ``lease_seconds``, ``quota``, ``completion_code``, ``redirect_url``."""
+        reason_list = None if reasons is None else list(reasons)
         check_label(name, "the study name", required=True)
         check_text(guidelines or "", "the guidelines", required=False)
-        for i, reason in enumerate(reason_list):
+        for i, reason in enumerate(reason_list or ()):
             check_label(reason, f"reason {i + 1}", required=True)
+        spec = StudySpec(name, kind, k, gold_rate, guidelines, reason_list, pair_mode, **settings)
+        return self.db.run_write(lambda s: studies.insert_study(s, spec, actor).id)
+
+    def study_info(self, study: StudyRef) -> dict[str, Any]:
+        """Settings of a study (safe to show raters: no system names)."""
+        with self.db.read.begin() as s:
+            return _info(study_row(s, study))
+
+    def list_studies(self, include_archived: bool = True) -> list[dict[str, Any]]:
+        """Every study's settings (archived ones are flagged ``archived``; left out with include_archived=False)."""
+        with self.db.read.begin() as s:
+            rows = s.scalars(select(Study).order_by(Study.id)).all()
+            return [_info(r) for r in rows if include_archived or r.archived_at is None]
+
+    def update_study(self, study: StudyRef, actor: str = "system", **changes: Any) -> dict[str, Any]:
+        """Edit name, guidelines, reasons, k (raise only), lease_seconds, quota, completion_code, redirect_url;
+        returns ``{setting: [old, new]}`` (audited)."""
+        diff = self.db.run_write(lambda s: studies.update_study(s, study, actor, changes))
+        self._totals.clear()
+        self._records.clear()
+        return diff
+
+    def archive_study(self, study: StudyRef, actor: str = "system", archived: bool = True) -> bool:
+        """Hide a study from raters (kept in results and exports), or bring it back; audited."""
+        changed = self.db.run_write(lambda s: studies.set_archived(s, study, actor, archived))
+        self._records.clear()
+        return changed
+
+    def delete_study(
+        self, study: StudyRef, confirm: str, export_dir: str | Path, actor: str = "system"
+    ) -> dict[str, Any]:
+        """Export every table of the study into ``export_dir/<name>-<UTC time>/`` first, then delete it.
+
+        ``confirm`` must be the study's name. The audit log keeps the deletion (with the export folder).
+        """
+        from workbench.export import export_study
+
+        info = self.study_info(study)
+        if confirm != info["name"]:
+            raise ValueError(f"type the study's name ({info['name']!r}) to confirm deleting it")
+        stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in info["name"])[:80] or "study"
+        folder = Path(export_dir) / f"{safe}-{stamp}"
+        export_study(self, info["study_id"], folder)
+        report = self.db.run_write(
+            lambda s: studies.delete_rows(s, info["study_id"], actor, confirm, str(folder))
+        )
+        self._totals.pop(info["study_id"], None)
+        self._records.clear()
+        return report
+
+    def audit_log(self, study: StudyRef | None = None) -> list[dict[str, Any]]:
+        """Changes to studies, newest first (one study's when given)."""
+        with self.db.read.begin() as s:
+            return studies.audit_rows(s, None if study is None else study_row(s, study).id)
+
+    def release_claims(self, study: StudyRef, rater_handle: str, actor: str = "system") -> int:
+        """Return every open claim of a rater in the study to the pool now (as if their lease lapsed); audited.
+
+        An answer still arriving from their screen is kept, like any late answer.
+        """
 
         def write(s: Session) -> int:
-            if s.scalars(select(Study.id).where(Study.name == name)).first() is not None:
-                raise ValueError(f"a study named {name!r} already exists")
-            study = Study(
-                name=name,
-                kind=kind,
-                k=k,
-                gold_rate=gold_rate,
-                guidelines=guidelines,
-                reasons=reason_list,
-                pair_mode=pair_mode,
-            )
-            s.add(study)
-            s.flush()
-            return study.id
+            st, rater = study_row(s, study), rater_row(s, rater_handle)
+            released = leases.release_rater(s.connection(), st.id, rater.id)
+            if released:
+                studies.audit(s, st, actor, "release", {"rater": rater.handle, "claims": released})
+            return released
 
         return self.db.run_write(write)
 
-    def study_info(self, study: StudyRef) -> dict[str, Any]:
-        """Name, kind, k, gold rate, guidelines and reason taxonomy of a study (safe to show raters)."""
+    def study_progress(self, study: StudyRef) -> dict[str, Any]:
+        """Done / in progress / pending / expired / extra (beyond k) counts, in slots of k, and per rater."""
         with self.db.read.begin() as s:
-            st = self._study(s, study)
-            return {
-                "study_id": st.id,
-                "name": st.name,
-                "kind": st.kind,
-                "k": st.k,
-                "gold_rate": st.gold_rate,
-                "guidelines": st.guidelines,
-                "reasons": list(st.reasons),
-                "pair_mode": st.pair_mode,
-            }
+            st = self._study_record(s, study)
+            conn = s.connection()
+            if st.kind == "preference":
+                n = scheduler.count_regular_items(conn, st.id)
+            else:
+                n = s.scalar(select(func.count()).select_from(CurationCandidate).where(
+                    CurationCandidate.study_id == st.id)) or 0  # fmt: skip
+            report = leases.progress(conn, st.id, st.lease_seconds, n * st.k)
+            return {"study": st.name, "items": n, "k": st.k, "lease_seconds": st.lease_seconds, **report}
 
-    def list_studies(self) -> list[dict[str, Any]]:
+    def rater_quota_done(self, study: StudyRef, rater_handle: str) -> bool:
+        """Whether the rater has answered the study's per-rater quota (False when the study sets none)."""
         with self.db.read.begin() as s:
-            names = s.scalars(select(Study.name).order_by(Study.id)).all()
-        return [self.study_info(n) for n in names]
+            st = self._study_record(s, study)
+            if st.quota is None:
+                return False
+            return studies.answers_done(s.connection(), st.id, self._rater_id(s, rater_handle)) >= st.quota
 
     def add_rater(self, handle: str, role: str = "rater") -> int:
         """Register a rater (idempotent for the same handle and role); returns the rater id."""
@@ -364,7 +391,7 @@ class Workbench(CurationMixin):
         return self.db.run_write(
             lambda s: self.insert_item(
                 s,
-                self._study(s, study),
+                study_row(s, study),
                 source_hash,
                 instruction,
                 output_hashes,
@@ -416,13 +443,21 @@ class Workbench(CurationMixin):
 
         def write(s: Session) -> dict[str, Any] | None:
             st, rater_id = self._study_record(s, study), self._rater_id(s, rater_handle)
-            if st.kind != "preference":
-                raise ValueError(f"study {st.name!r} is a curation study; use next_candidate")
+            studies.check_open(st, "preference")
             conn = s.connection()
             scheduler.lock_rater(conn, rater_id)
-            imp = scheduler.open_impression(conn, st.id, rater_id) or scheduler.create_impression(
-                conn, st, rater_id, rng, priority
-            )
+            self.sweeper.sweep(conn, st.id, st.lease_seconds)
+            shown = scheduler.open_impression(conn, st.id, rater_id)
+            if shown is not None:  # the same screen again (reload, second tab): its lease starts over
+                leases.touch(conn, shown.assignment_id)
+                imp = shown.id
+            elif studies.may_open_screen(conn, st, rater_id):
+                imp = leases.claim_or_sweep(
+                    conn, st.id, st.lease_seconds,
+                    lambda: scheduler.create_impression(conn, st, rater_id, rng, priority),
+                )  # fmt: skip
+            else:
+                imp = None
             return None if imp is None else self._impression_view(s, imp, rater_id)
 
         return self.db.run_write(write)
@@ -446,10 +481,14 @@ class Workbench(CurationMixin):
         scores: Mapping[str, float] | None = None,
         comment: str = "",
         seconds_on_task: float | None = None,
+        replace: bool = False,
     ) -> dict[str, Any]:
         """Store a vote (A = left, B = right, tie, both_bad). Same key again -> ``stored: False``, nothing new.
 
-        Voting again on an answered impression (with a new key) is an edit: a new row superseding the old one.
+        ``outcome`` says what happened: "stored"; "duplicate" (this key was stored before); "same" (the screen
+        already holds this answer, e.g. from another tab); "conflict" (it holds a different one, ``previous``:
+        nothing is stored unless the call is repeated with ``replace=True``, which supersedes it). A vote on a
+        screen whose lease lapsed is kept; ``extra`` is True when another rater had taken its slot of k.
         """
         if choice not in CHOICES:
             raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
@@ -481,13 +520,18 @@ class Workbench(CurationMixin):
             if existing is not None:
                 if existing.impression_id != impression_id or existing.rater_id != rater_id:
                     raise ValueError(f"idempotency key {idempotency_key!r} was already used for another vote")
-                return {"vote_id": existing.id, "stored": False}
+                return {"vote_id": existing.id, "stored": False, "outcome": "duplicate"}
             imp = self._own_impression(conn, impression_id, rater_id)
             if imp.status == "skipped":
                 raise ValueError(f"impression {impression_id} was skipped; it cannot take a vote")
+            if imp.prev is not None and not replace:
+                earlier = answered_before(conn.scalar(_VOTE_CHOICE, {"vote_id": imp.prev}), choice)
+                if earlier is not None:
+                    return {"vote_id": imp.prev, **earlier}
             vote_id = conn.scalar(_NEW_VOTE, {"rater_id": rater_id, "supersedes_id": imp.prev, **values})
-            _set_status(conn, impression_id, imp.assignment_id, "voted", "done")
-            return {"vote_id": vote_id, "stored": True}
+            conn.execute(_SET_IMPRESSION, {"b_id": impression_id, "b_status": "voted"})
+            extra = leases.settle(conn, imp.assignment_id)
+            return {"vote_id": vote_id, "stored": True, "outcome": "stored", "extra": extra}
 
         return self.db.run_write(write)
 
@@ -499,7 +543,7 @@ class Workbench(CurationMixin):
         """
 
         def write(s: Session) -> dict[str, Any] | None:
-            st, rater = self._study(s, study), self._rater(s, rater_handle)
+            st, rater = study_row(s, study), rater_row(s, rater_handle)
             last = last_standing(s, Vote, Vote.choice, Impression, Vote.impression_id, st.id, rater.id)
             if last is None:
                 return None
@@ -515,7 +559,8 @@ class Workbench(CurationMixin):
             imp = s.get(Impression, last.impression_id)
             imp.status = "open"
             if imp.assignment_id is not None:
-                s.get(Assignment, imp.assignment_id).status = "open"
+                claim = s.get(Assignment, imp.assignment_id)
+                claim.status, claim.active_at = "open", utcnow()  # on screen again: a fresh lease
             s.flush()
             previous = {k: getattr(last, k) for k in ("choice", "semantic", "quality", "overall", "comment")}
             return {**self._impression_view(s, imp.id, rater.id), "previous": previous}
@@ -533,7 +578,8 @@ class Workbench(CurationMixin):
             if imp.status == "voted":
                 raise ValueError(f"impression {impression_id} already has a vote; undo it first")
             _set_status(conn, impression_id, imp.assignment_id, "skipped", "skipped")
-            scheduler.release_item(conn, imp.item_id)
+            if imp.status != "expired":  # a lapsed claim gave its slot back already
+                scheduler.release_item(conn, imp.item_id)
 
         self.db.run_write(write)
 
@@ -565,3 +611,38 @@ class Workbench(CurationMixin):
         priority = ci_overlap_priority(quick_leaderboard(self, st.id), systems)
         self._priority_cache[st.id] = (time.monotonic(), priority)
         return priority
+
+
+def _forward(name: str) -> Callable[..., Any]:
+    """A facade method that calls ``self.curation.<name>`` (same signature and docstring as in ``Curation``)."""
+    target = getattr(Curation, name)
+
+    @functools.wraps(target)
+    def method(self: Workbench, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.curation, name)(*args, **kwargs)
+
+    return method
+
+
+# The curation half lives in ``Curation`` (composition); the facade keeps one entry point for callers.
+for _name in ("add_candidate", "insert_candidate", "next_candidate", "submit_decision", "undo_decision"):
+    setattr(Workbench, _name, _forward(_name))
+
+
+def _info(st: Study) -> dict[str, Any]:
+    """The settings of a study row as a plain dict."""
+    return {
+        "study_id": st.id,
+        "name": st.name,
+        "kind": st.kind,
+        "k": st.k,
+        "gold_rate": st.gold_rate,
+        "guidelines": st.guidelines,
+        "reasons": list(st.reasons),
+        "pair_mode": st.pair_mode,
+        "lease_seconds": st.lease_seconds,
+        "quota": st.quota,
+        "completion_code": st.completion_code,
+        "redirect_url": st.redirect_url,
+        "archived": st.archived_at is not None,
+    }

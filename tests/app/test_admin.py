@@ -35,7 +35,7 @@ def make_zip(tmp_path, make_scene, n: int = 3, evil: bool = False):
 
 def test_create_study_from_zip_then_rate(ctx, workbench, tmp_path, make_scene):
     msg = admin.create_study(
-        ctx, "imported", "preference", 2, 0.0, "be careful", str(make_zip(tmp_path, make_scene))
+        ctx, "root", "imported", "preference", 2, 0.0, "be careful", str(make_zip(tmp_path, make_scene))
     )
     assert "3 rows imported" in msg
     info = workbench.study_info("imported")
@@ -47,9 +47,10 @@ def test_create_study_from_zip_then_rate(ctx, workbench, tmp_path, make_scene):
 def test_zip_with_unsafe_path_is_refused(ctx, tmp_path, make_scene):
     with pytest.raises(ValueError, match="unsafe path"):
         admin.create_study(
-            ctx, "evil", "preference", 2, 0.0, "", str(make_zip(tmp_path, make_scene, evil=True))
+            ctx, "root", "evil", "preference", 2, 0.0, "", str(make_zip(tmp_path, make_scene, evil=True))
         )
     assert not (tmp_path.parent / "escape.txt").exists()
+    assert "evil" not in [s["name"] for s in ctx.workbench.list_studies()]  # the failed create left nothing
 
 
 def test_raters_progress_and_export(ctx, workbench):
@@ -58,8 +59,9 @@ def test_raters_progress_and_export(ctx, workbench):
         admin.add_raters(ctx, "bad handle!", "rater")
     task = workbench.next_item("pref", "ann")
     workbench.submit_vote(task["impression_id"], "ann", "A", idempotency_key="k1")
-    table = admin.progress_table(ctx, "pref")
-    assert table.loc[table["rater"] == "ann", "votes"].item() == 1
+    summary, table = admin.progress_table(ctx, "pref")
+    assert table.loc[table["rater"] == "ann", "done"].item() == 1
+    assert "<b>1</b> done" in summary and "<b>5</b> pending" in summary  # 3 items x k=2, one answered
     exported = export_zip(workbench, "pref")
     with zipfile.ZipFile(exported) as zf:
         assert any(n.startswith("votes") and n.endswith(".csv") for n in zf.namelist())
@@ -112,7 +114,7 @@ def test_unreadable_zips_get_a_clear_message(ctx, tmp_path):
     }
     for i, (archive, message) in enumerate(cases.items()):
         with pytest.raises(gr.Error, match=message):
-            create(ctx, f"bad-{i}", "preference", 2, 0.0, "", str(archive))
+            create(ctx, "root", f"bad-{i}", "preference", 2, 0.0, "", str(archive))
 
 
 def test_admin_upload_offers_csv_manifests(ctx, workbench, tmp_path, make_scene):
@@ -127,4 +129,51 @@ def test_admin_upload_offers_csv_manifests(ctx, workbench, tmp_path, make_scene)
     manifest.write_text(
         "source,instruction,output:a,output:b\ns.png,make it red,a.png,b.png\n", encoding="utf-8"
     )
-    assert "1 rows imported" in admin.create_study(ctx, "from-csv", "preference", 2, 0.0, "", str(manifest))
+    assert "1 rows imported" in admin.create_study(
+        ctx, "root", "from-csv", "preference", 2, 0.0, "", str(manifest)
+    )
+
+
+def test_manage_a_study(ctx, workbench, tmp_path, make_scene):
+    pack = str(make_zip(tmp_path, make_scene))
+    assert "3 rows imported" in admin.create_study(
+        ctx,
+        "root",
+        "managed",
+        "preference",
+        1,
+        0.0,
+        "",
+        pack,
+        0.5,
+        4,
+        "CODE1",
+        "https://example.org/done",
+    )
+    with pytest.raises(gr.Error, match="already exists"):
+        admin.create_study(ctx, "root", "managed", "preference", 3, 0.0, "", None)
+    info = workbench.study_info("managed")
+    assert (info["k"], info["lease_seconds"], info["quota"], info["completion_code"]) == (1, 30, 4, "CODE1")
+    with pytest.raises(ValueError, match="duplicate item key"):  # importing the same keys again: refused
+        admin.import_more(ctx, "root", "managed", pack)
+    workbench.add_rater("ann")
+    workbench.next_item("managed", "ann")
+    assert "Released 1 claim(s) of ann" in admin.release(ctx, "root", "managed", "ann")
+    loaded = admin.load_settings(ctx, "managed")
+    assert loaded[:4] == ("managed", "", ", ".join(info["reasons"]), 1)
+    message, picker = admin.save_settings(
+        ctx, "root", "managed", "renamed", "Be *fair*.", "", 2, 1, 0, "", ""
+    )
+    assert "k" in message and "name" in message and picker.value == "renamed"
+    assert workbench.study_info("renamed")["quota"] is None
+    with pytest.raises(ValueError, match="only be raised"):
+        admin.save_settings(ctx, "root", "renamed", "renamed", "", "", 1, 1, None, "", "")
+    assert "archived" in admin.toggle_archive(ctx, "root", "renamed")[0]
+    assert "renamed" not in [s["name"] for s in workbench.list_studies(include_archived=False)]
+    with pytest.raises(gr.Error, match="to confirm"):
+        admin.delete(ctx, "root", "renamed", "nope")
+    message, download, _ = admin.delete(ctx, "root", "renamed", "renamed")
+    assert "Deleted &#x27;renamed&#x27;" in message and zipfile.is_zipfile(download)
+    log = admin.audit_table(ctx, None)
+    assert list(log["action"][:6]) == ["delete", "archive", "edit", "release", "import", "create"]
+    assert set(log["actor"][:6]) == {"root"}

@@ -225,3 +225,216 @@ def test_results_and_admin_tabs(page, admin_password, launched):
     expect(page.locator("#results-heatmap img").first).to_be_visible()
     assert len(calls) == 1
     shot(page, "results")
+
+
+# ---------------------------------------------------------------- studies: two tabs, leases, management
+
+
+def add_study(wb, make_scene, name: str, n_items: int = 2, **settings) -> None:
+    """A preference study of its own (the seeded one is used up by the tests above)."""
+    wb.create_study(name, kind="preference", **settings)
+    for i in range(n_items):
+        outputs = {f"system-{j}": make_scene(300 + 10 * i + j) for j in range(2)}
+        wb.add_item(name, make_scene(400 + i), f"{name} edit {i}", outputs=outputs, key=f"{name}-{i}")
+
+
+def pick_study(page, elem_id: str, name: str) -> None:
+    """Choose a study from its dropdown (opening it refreshes the list: wait for the option, then click it)."""
+    from playwright.sync_api import expect
+
+    box = page.locator(f"#{elem_id} input")
+    box.click()
+    box.fill(name)
+    page.get_by_role("option", name=name, exact=True).click()
+    expect(box).to_have_value(name)
+    page.wait_for_timeout(300)  # let the refresh started by the focus settle before going on
+    expect(box).to_have_value(name)
+
+
+def rate_in(page, study: str, handle: str) -> None:
+    page.get_by_role("tab", name="Rate", exact=True).click()
+    pick_study(page, "rate-study", study)
+    start_rating(page, handle)
+
+
+def test_two_tabs_ask_before_replacing(browser, launched, make_scene):
+    from playwright.sync_api import expect
+    from sqlalchemy import select
+
+    from db.models import Vote
+    from workbench.results import votes_frame
+
+    add_study(launched.workbench, make_scene, "tabs", k=1)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab1, tab2 = context.new_page(), context.new_page()
+    for tab in (tab1, tab2):
+        tab.set_default_timeout(60_000)
+        open_app(tab, launched.url)
+        rate_in(tab, "tabs", "two-tabs")
+    first = tab1.locator("#rate-instruction").inner_text()
+    assert tab2.locator("#rate-instruction").inner_text() == first  # one screen, shown in both tabs
+    tab1.get_by_role("radio", name="A (left)").click()
+    tab1.locator("#rate-submit").click()
+    expect_status(tab1, "rate-status", "Saved")
+    tab2.get_by_role("radio", name="B (right)").click()
+    tab2.locator("#rate-submit").click()
+    question = tab2.locator("#rate-conflict").first
+    expect(question).to_be_visible()
+    expect(question).to_contain_text("You answered this in another tab (A). Replace with B?")
+    expect(question).to_be_in_viewport()  # brought into view: the rater sees the question and its buttons
+    shot(tab2, "rate-two-tabs-question", full_page=False)
+    study_id = launched.workbench.study_info("tabs")["study_id"]
+    assert len(votes_frame(launched.workbench, study_id)) == 1  # nothing stored while asking
+    tab2.locator("#rate-replace").click()
+    expect_status(tab2, "rate-status", "Replaced")
+    expect(question).to_be_hidden()
+    votes = votes_frame(launched.workbench, study_id)
+    assert len(votes) == 1 and votes["winner"].item() in ("model_a", "model_b")
+    with launched.workbench.db.read.begin() as s:
+        assert s.scalars(select(Vote.choice).order_by(Vote.id.desc())).first() == "B"
+    # Keep: the other tab's answer stands and the next item comes.
+    tab1.locator("#rate-start").click()
+    expect(tab1.locator("#rate-instruction")).not_to_have_text(first)
+    second_tab1 = tab1.locator("#rate-instruction").inner_text()
+    tab2_text = tab2.locator("#rate-instruction").inner_text()
+    assert tab2_text == second_tab1
+    tab1.get_by_role("radio", name="Tie").click()
+    tab1.locator("#rate-submit").click()
+    expect_status(tab1, "rate-status", "Saved")
+    tab2.get_by_role("radio", name="Both bad").click()
+    tab2.locator("#rate-submit").click()
+    expect(question).to_contain_text("(tie). Replace with both bad?")
+    tab2.locator("#rate-keep").click()
+    expect_status(tab2, "rate-status", "Kept your answer")
+    shot(tab2, "rate-two-tabs-kept", full_page=False)
+    context.close()
+
+
+def test_a_lapsed_lease_frees_the_item_and_the_late_vote_is_kept(browser, launched, make_scene):
+    from playwright.sync_api import expect
+
+    from workbench.results import votes_frame
+
+    # A short lease, long enough for the second rater to find the item held on a loaded machine.
+    add_study(launched.workbench, make_scene, "short-lease", n_items=1, k=1, lease_seconds=8)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    slow, fast = context.new_page(), browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    for tab in (slow, fast):
+        tab.set_default_timeout(60_000)
+        open_app(tab, launched.url)
+    fast.get_by_role("tab", name="Rate", exact=True).click()  # ready to press Start
+    pick_study(fast, "rate-study", "short-lease")
+    fast.locator("#rate-handle input, #rate-handle textarea").first.fill("fast-rater")
+    rate_in(slow, "short-lease", "slow-rater")
+    fast.locator("#rate-start").click()
+    expect(fast.locator("#rate-progress")).to_contain_text("All items in this study are done")  # slot held
+    fast.wait_for_timeout(8_500)  # the slow rater's lease runs out
+    fast.locator("#rate-start").click()
+    expect(fast.locator("#rate-viewer .sx-pane")).to_have_count(3, timeout=30_000)
+    slow.get_by_role("radio", name="A (left)").click()
+    slow.locator("#rate-submit").click()
+    expect_status(slow, "rate-status", "Saved")  # the late vote is kept, not lost
+    fast.get_by_role("radio", name="B (right)").click()
+    fast.locator("#rate-submit").click()
+    expect_status(fast, "rate-status", "Saved")
+    shot(fast, "rate-lease-taken-over", full_page=False)
+    votes = votes_frame(launched.workbench, launched.workbench.study_info("short-lease")["study_id"])
+    assert sorted(zip(votes["rater"], votes["extra"], strict=True)) == [
+        ("fast-rater", False),
+        ("slow-rater", True),
+    ]
+    context.close()
+    fast.context.close()
+
+
+def make_pack(folder: Path, make_scene, bad: bool = False) -> Path:
+    """A zip with manifest.jsonl and three items (the last one's output missing when ``bad``)."""
+    import json
+    import zipfile
+
+    rows = []
+    for i in range(3):
+        for name, seed in (("src", 500 + i), ("a", 550 + i), ("b", 590 + i)):
+            make_scene(seed).save(folder / f"{name}{i}.png")
+        rows.append({"source": f"src{i}.png", "instruction": f"managed {i}", "key": f"m{i}",
+                     "outputs": {"sys-a": f"a{i}.png", "sys-b": "gone.png" if bad and i == 2 else f"b{i}.png"}})  # fmt: skip
+    archive = folder / ("bad.zip" if bad else "pack.zip")
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("manifest.jsonl", "\n".join(json.dumps(r) for r in rows))
+        for f in folder.glob("*.png"):
+            zf.write(f, f.name)
+    return archive
+
+
+def test_admin_manages_a_study(page, launched, admin_password, make_scene, tmp_path):
+    from playwright.sync_api import expect
+
+    wb = launched.workbench
+    page.get_by_role("tab", name="Admin", exact=True).click()
+    page.locator("#admin-password input").fill(admin_password)
+    page.locator("#admin-study-name input, #admin-study-name textarea").first.fill("managed")
+    page.locator("#admin-new-lease input").fill("0.5")
+    page.locator("#admin-new-quota input").fill("2")
+    page.locator("#admin-new-code input, #admin-new-code textarea").first.fill("DONE-7")
+    page.locator("#admin-upload input[type=file]").set_input_files(
+        str(make_pack(tmp_path, make_scene, bad=True))
+    )
+    page.locator("#admin-create").click()
+    expect_toast(page, "bad.zip/manifest.jsonl:3: output 'sys-b': file not found: 'gone.png'")
+    assert "managed" not in [s["name"] for s in wb.list_studies()]  # the failed import left no study
+    page.locator("#admin-upload button[aria-label='Clear']").first.click()
+    page.locator("#admin-upload input[type=file]").set_input_files(str(make_pack(tmp_path, make_scene)))
+    page.locator("#admin-create").click()
+    expect_status(page, "admin-create-status", "3 rows imported")
+    info = wb.study_info("managed")
+    assert (info["lease_seconds"], info["quota"], info["completion_code"]) == (30, 2, "DONE-7")
+    shot(page, "admin-create")
+
+    wb.add_rater("held")
+    wb.next_item("managed", "held")
+    page.get_by_text("Manage a study", exact=True).click()
+    open_app(page)  # the pickers list the new study after a reload
+    page.get_by_role("tab", name="Admin", exact=True).click()
+    page.locator("#admin-password input").fill(admin_password)
+    page.get_by_text("Manage a study", exact=True).click()
+    pick_study(page, "admin-study", "managed")
+    page.locator("#admin-show-progress").click()
+    expect(page.locator("#admin-progress")).to_contain_text("1 in progress")
+    expect(page.locator("#admin-claims")).to_contain_text("held")
+    page.locator("#admin-release-handle input, #admin-release-handle textarea").first.fill("held")
+    page.locator("#admin-release").click()
+    expect_status(page, "admin-status", "Released 1 claim(s) of held")
+    page.locator("#admin-show-progress").click()
+    expect(page.locator("#admin-progress")).to_contain_text("1 expired")
+    shot(page, "admin-progress")
+
+    page.get_by_text("Edit settings", exact=True).click()
+    page.locator("#admin-load").click()
+    expect(page.locator("#admin-edit-name input, #admin-edit-name textarea").first).to_have_value("managed")
+    page.locator("#admin-edit-k input").fill("4")  # created with the default k = 3
+    page.locator("#admin-edit-guidelines textarea").fill("Compare **carefully**.")
+    page.locator("#admin-save").click()
+    expect_status(page, "admin-status", "Saved: guidelines, k changed")
+    page.locator("#admin-edit-k input").fill("2")
+    page.locator("#admin-save").click()
+    expect_toast(page, "only be raised")
+    assert wb.study_info("managed")["k"] == 4
+    shot(page, "admin-edit")
+
+    page.locator("#admin-archive").click()
+    expect_status(page, "admin-status", "archived")
+    assert wb.study_info("managed")["archived"]
+    page.locator("#admin-show-log").click()
+    expect(page.locator("#admin-log")).to_contain_text("archive")
+    shot(page, "admin-audit-log")
+
+    page.get_by_text("Delete", exact=True).click()
+    page.locator("#admin-delete-confirm input, #admin-delete-confirm textarea").first.fill("manage")
+    page.locator("#admin-delete").click()
+    expect_toast(page, "to confirm")
+    page.locator("#admin-delete-confirm input, #admin-delete-confirm textarea").first.fill("managed")
+    page.locator("#admin-delete").click()
+    expect_status(page, "admin-status", "Deleted")
+    expect(page.locator("#admin-export-file")).to_contain_text("export-managed")
+    assert "managed" not in [s["name"] for s in wb.list_studies()]
+    shot(page, "admin-deleted")

@@ -319,3 +319,26 @@ def test_client_address_trusts_the_forwarded_header_only_on_a_space(monkeypatch)
     monkeypatch.setenv("SPACE_ID", "org/space")
     assert client_address("10.0.0.1", "1.2.3.4, 10.0.0.1") == "1.2.3.4"  # behind the Space's proxy
     assert client_address(None, None) == "local"
+
+
+def test_a_stale_tab_asks_before_replacing(ctx, workbench):
+    from workbench.ui.rating import AnsweredElsewhere
+
+    workbench.add_rater("eve")
+    tab1, tab2 = rate.next_item(ctx, "pref", "eve"), rate.next_item(ctx, "pref", "eve")
+    assert tab1["public"]["impression_id"] == tab2["public"]["impression_id"] and tab1["key"] != tab2["key"]
+    rate.submit_vote(ctx, tab1, "eve", "A", None, None, None, "")
+    with pytest.raises(AnsweredElsewhere) as asked:
+        rate.submit_vote(ctx, tab2, "eve", "B", None, None, None, "")
+    assert asked.value.question() == "You answered this in another tab (A). Replace with B?"
+    assert count(workbench, "votes") == 1
+    assert (
+        rate.submit_vote(ctx, tab2, "eve", "A", None, None, None, "")[1] == "Already saved in another tab ✓"
+    )
+    assert rate.submit_vote(ctx, tab2, "eve", "B", None, None, None, "", replace=True)[1] == "Replaced ✓"
+    assert count(workbench, "votes") == 2  # the chain keeps A, superseded by B
+    c1, c2 = curate.next_candidate(ctx, "cur", "eve"), curate.next_candidate(ctx, "cur", "eve")
+    curate.submit_decision(ctx, c1, "eve", "accept", [], "")
+    with pytest.raises(AnsweredElsewhere, match="accept"):
+        curate.submit_decision(ctx, c2, "eve", "flag", [], "")
+    assert curate.submit_decision(ctx, c2, "eve", "flag", [], "", replace=True)[1] == "Flagged (replaced) ✓"

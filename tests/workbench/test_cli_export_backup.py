@@ -52,7 +52,12 @@ def test_cli_flow(db_url, tmp_path, capsys, solid):
         )
     (root / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert _run(capsys, "init", *common)[0] == 0
-    assert _run(capsys, "import", str(root / "items.jsonl"), "--study", "s", "--k", "2", *common)[0] == 0
+    code, _, err = _run(capsys, "import", str(root / "items.jsonl"), "--study", "s", *common)
+    assert code == 2 and "unknown study 's'" in err  # importing never creates a study by accident
+    assert (
+        _run(capsys, "import", str(root / "items.jsonl"), "--study", "s", "--create", "--k", "2", *common)[0]
+        == 0
+    )
     code, _, err = _run(capsys, "import", str(root / "items.jsonl"), "--study", "s", *common)
     assert code == 0  # rows without keys may be imported again (they are new items)
     rows[1]["source"] = "../escape.png"
@@ -81,6 +86,65 @@ def test_cli_flow(db_url, tmp_path, capsys, solid):
     assert len(votes) == 17 and set(votes["winner"]) <= {"model_a", "model_b", "tie"}
     assert len(pd.read_csv(tmp_path / "exp" / "vote_history.csv")) == 16
     assert _run(capsys, "stats", "--study", "nope", *common)[0] == 2
+
+
+def test_cli_study_management(db_url, tmp_path, capsys, solid):
+    common = ["--db", db_url, "--data-dir", str(tmp_path / "data"), "--actor", "ops"]
+    root = tmp_path / "in"
+    root.mkdir()
+    for name, value in (("src", 1), ("a", 2), ("b", 3)):
+        solid(value).save(root / f"{name}.png")
+    good = {"source": "src.png", "instruction": "edit", "output:a": "a.png", "output:b": "b.png", "key": "k1"}
+    (root / "bad.jsonl").write_text(json.dumps({**good, "output:b": "missing.png"}) + "\n")
+    (root / "good.jsonl").write_text(json.dumps(good) + "\n")
+    add = [
+        "studies",
+        "add",
+        "s",
+        "--k",
+        "1",
+        "--lease-minutes",
+        "0.5",
+        "--quota",
+        "5",
+        "--completion-code",
+        "DONE1",
+    ]
+    code, _, err = _run(capsys, *add, "--import", str(root / "bad.jsonl"), *common)
+    assert code == 2 and "file not found" in err
+    assert json.loads(_run(capsys, "studies", "list", *common[:4])[1]) == []  # nothing left behind
+    code, out, _ = _run(capsys, *add, "--import", str(root / "good.jsonl"), *common)
+    assert code == 0 and '"imported": 1' in out
+    info = Workbench(db_url=db_url, data_dir=tmp_path / "data").study_info("s")
+    assert (info["lease_seconds"], info["quota"], info["completion_code"]) == (30, 5, "DONE1")
+    code, _, err = _run(capsys, "studies", "edit", "s", "--k", "0", *common)
+    assert code == 2 and "positive" in err
+    assert (
+        _run(capsys, "studies", "edit", "s", "--k", "2", "--redirect-url", "https://x.org/ok", *common)[0]
+        == 0
+    )
+    wb = Workbench(db_url=db_url, data_dir=tmp_path / "data")
+    wb.add_rater("ann")
+    wb.next_item("s", "ann")
+    code, out, _ = _run(capsys, "studies", "progress", "s", *common[:4])
+    assert json.loads(out)["in_progress"] == 1 and json.loads(out)["slots"] == 2
+    code, out, _ = _run(capsys, "studies", "release", "s", "ann", *common)
+    assert json.loads(out)["released"] == 1
+    assert _run(capsys, "studies", "archive", "s", *common)[0] == 0
+    assert json.loads(_run(capsys, "studies", "list", "--active", *common[:4])[1]) == []
+    code, _, err = _run(
+        capsys, "studies", "delete", "s", "--confirm", "x", "--export-dir", str(tmp_path / "e"), *common
+    )
+    assert code == 2 and "confirm" in err
+    code, out, _ = _run(
+        capsys, "studies", "delete", "s", "--confirm", "s", "--export-dir", str(tmp_path / "e"), *common
+    )
+    assert code == 0 and (tmp_path / "e").is_dir()
+    code, out, _ = _run(capsys, "studies", "log", *common[:4])
+    log = json.loads(out)
+    assert [e["action"] for e in log] == ["delete", "archive", "release", "edit", "import", "create"]
+    assert {e["actor"] for e in log} == {"ops"}
+    wb.close()
 
 
 def test_accepted_set_in_finetune_format(wb, tmp_path, solid):

@@ -39,7 +39,11 @@ def test_submit_is_idempotent_and_undo_keeps_history(wb, make_study, solid):
     imp = wb.next_item("pref", "ann")["impression_id"]
     first = wb.submit_vote(imp, "ann", "A", "k1", scores={"overall": 7, "semantic": 6.5})
     assert first["stored"] is True
-    assert wb.submit_vote(imp, "ann", "A", "k1") == {"vote_id": first["vote_id"], "stored": False}
+    assert wb.submit_vote(imp, "ann", "A", "k1") == {
+        "vote_id": first["vote_id"],
+        "stored": False,
+        "outcome": "duplicate",
+    }
     undone = wb.undo_vote("pref", "ann")
     assert undone["impression_id"] == imp
     assert undone["previous"] == {

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from db.models import ImportedBattle, System, utcnow
 from workbench.arena.store import voted_battles
 from workbench.importers import ImportFailed, read_records
+from workbench.lookup import study_row
 
 if TYPE_CHECKING:
     from workbench.service import StudyRef, Workbench
@@ -203,7 +204,7 @@ def import_battles(
         raise ImportFailed(f"{path}: no battles to import")
 
     def write(s: Session) -> int:
-        st = wb._study(s, study)
+        st = study_row(s, study)
         if st.kind not in BATTLE_STUDY_KINDS:
             raise ImportFailed(
                 f"{path}: study {st.name!r} is a {st.kind} study; battles need a preference study"
@@ -246,7 +247,7 @@ def clean_battles(wb: Workbench, study: StudyRef, public: bool = False) -> list[
     """The study's battles as ``clean_battle`` records: voted arena battles (``public``: without flagged
     prompts) and imported battles, ordered by time, then question id."""
     with wb.db.read.begin() as s:
-        st = wb._study(s, study)
+        st = study_row(s, study)
         records = voted_battles(s, st.id, public=public) + _imported_records(s, st.id)
     return sorted(records, key=lambda r: (r["tstamp"] is None, r["tstamp"] or 0.0, str(r["question_id"])))
 

@@ -31,6 +31,7 @@ from db.models import (
 )
 from workbench import scheduler
 from workbench.arena.contestants import ContestantSpec
+from workbench.lookup import study_row
 
 if TYPE_CHECKING:
     from workbench.service import StudyRef, Workbench
@@ -103,7 +104,7 @@ def set_active(wb: Workbench, study: StudyRef, name: str, active: bool) -> None:
 
 
 def arena_study(wb: Workbench, s: Session, study: StudyRef) -> Study:
-    st = wb._study(s, study)
+    st = study_row(s, study)
     if st.kind != "arena":
         raise ValueError(f"study {st.name!r} is a {st.kind} study, not an arena")
     return st

@@ -52,21 +52,26 @@ def import_study(
 
     if len(set(models)) < 2:
         raise ValueError(f"a preference study needs at least two distinct models, got {list(models)}")
-    study_id = _ensure_study(wb, study_name, k)
+    create = _new_study(wb, study_name, k)
     with tempfile.TemporaryDirectory(prefix="gedit-subset-") as tmp:
         subset = write_bench(samples, Path(tmp) / "subset.parquet")
-        report = import_gedit_results(wb, study_id, results_dir, subset, systems=list(models))
-    return {**report, "study": study_name, "study_id": study_id}
+        report = import_gedit_results(
+            wb, study_name, results_dir, subset, systems=list(models), create=create
+        )
+    return {**report, "study": study_name, "study_id": wb.study_info(study_name)["study_id"]}
 
 
-def _ensure_study(wb: Workbench, name: str, k: int) -> int:
+def _new_study(wb: Workbench, name: str, k: int):  # StudySpec | None
+    """The settings of a study to create with the import (None when it exists: the import extends it)."""
+    from workbench.studies import StudySpec
+
     try:
         info = wb.study_info(name)
     except LookupError:
-        return wb.create_study(name, kind="preference", k=k)
+        return StudySpec(name, kind="preference", k=k)
     if info["kind"] != "preference":
         raise ValueError(f"study {name!r} exists and is a {info['kind']} study, not a preference study")
-    return info["study_id"]
+    return None
 
 
 def _existing_keys(wb: Workbench, study_id: int) -> dict[str, int]:

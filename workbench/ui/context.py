@@ -88,12 +88,15 @@ def require(condition: object, message: str) -> None:
         raise gr.Error(message)
 
 
-def study_names(ctx: UIContext, kind: str | None = None) -> list[str]:
-    """Study names for the pickers (optionally only one kind)."""
-    return [s["name"] for s in ctx.workbench.list_studies() if kind is None or s["kind"] == kind]
+def study_names(ctx: UIContext, kind: str | None = None, include_archived: bool = False) -> list[str]:
+    """Study names for the pickers (optionally only one kind); archived studies only where asked (Results, Admin)."""
+    studies = ctx.workbench.list_studies(include_archived=include_archived)
+    return [s["name"] for s in studies if kind is None or s["kind"] == kind]
 
 
-def study_picker(ctx: UIContext, kind: str | None, **kwargs: Any) -> gr.Dropdown:
+def study_picker(
+    ctx: UIContext, kind: str | None, include_archived: bool = False, **kwargs: Any
+) -> gr.Dropdown:
     """A study dropdown filled now and refreshed on page load; typed names are checked by the workbench."""
-    names = study_names(ctx, kind)
+    names = study_names(ctx, kind, include_archived)
     return gr.Dropdown(choices=names, value=names[0] if names else None, allow_custom_value=True, **kwargs)

@@ -21,13 +21,18 @@ from workbench.ui.context import (
 )
 from workbench.ui.rating import (
     PUBLIC_CANDIDATE_KEYS,
+    AnsweredElsewhere,
+    ask_question,
     finished_html,
     image_aspect,
     instruction_html,
     new_task,
+    no_question,
     progress_html,
     public_json,
     resolve_handle,
+    saved_message,
+    show_question_js,
     sign_in,
 )
 from workbench.ui.viewer import Pane, compare_viewer_html
@@ -58,7 +63,8 @@ def filter_html(task: dict[str, Any] | None) -> str:
 
 
 def screen(task: dict[str, Any] | None, message: str, ok: bool = True) -> tuple:
-    """Outputs for every Curate event; reasons and note are cleared, or after an undo hold the withdrawn ones."""
+    """Outputs for every Curate event; reasons and note are cleared, or after an undo hold the withdrawn ones;
+    the "answered in another tab" question hidden."""
     previous = (task or {}).get("public", {}).get("previous") or {}
     return (
         task,
@@ -70,6 +76,7 @@ def screen(task: dict[str, Any] | None, message: str, ok: bool = True) -> tuple:
         status_html(message, ok),
         previous.get("reasons") or [],
         previous.get("note") or "",
+        *no_question(),
     )
 
 
@@ -85,8 +92,13 @@ def submit_decision(
     decision: str,
     reasons: list[str] | None,
     note: str | None,
+    replace: bool = False,
 ) -> tuple[dict[str, Any] | None, str]:
-    """Store the decision for the candidate on screen (once per display key); returns (next task, message)."""
+    """Store the decision for the candidate on screen (once per display key); returns (next task, message).
+
+    Raises ``AnsweredElsewhere`` when this candidate was decided differently in another tab (nothing stored);
+    ``replace=True`` then supersedes that decision.
+    """
     require(task, "There is no candidate on screen: sign in and press Start.")
     require(decision in {"accept", "reject", "flag"}, "Decision must be accept, reject or flag.")
     reasons = list(reasons or [])
@@ -100,11 +112,11 @@ def submit_decision(
         reasons=reasons,
         note=note,
         idempotency_key=task["key"],
+        replace=replace,
     )
-    message = (
-        f"{decision.capitalize()}ed ✓" if rec["stored"] else "Already saved (duplicate submit ignored) ✓"
-    )
-    return next_candidate(ctx, task["study"], handle), message.replace("Flaged", "Flagged")
+    done = {"accept": "Accepted", "reject": "Rejected", "flag": "Flagged"}[decision]
+    message = saved_message(rec, decision, f"{done} (replaced) ✓" if replace else f"{done} ✓")
+    return next_candidate(ctx, task["study"], handle), message
 
 
 @dataclass
@@ -130,12 +142,17 @@ class CurateWidgets:
     candidate: gr.JSON
     decision_box: gr.Textbox  # API-only entry point: scripts pass the decision as a string
     decide_api: gr.Button
+    pending: gr.State  # the decision held back while the "answered in another tab" question is open
+    conflict_box: gr.Group
+    conflict_text: gr.HTML
+    replace: gr.Button
+    keep: gr.Button
 
     @property
     def screen(self) -> list[gr.components.Component]:
         """Outputs of `screen()`, in order."""
         return [self.task, self.candidate, self.viewer, self.instruction, self.filter_info, self.progress,
-                self.status, self.reasons, self.note]  # fmt: skip
+                self.status, self.reasons, self.note, self.pending, self.conflict_box, self.conflict_text]  # fmt: skip
 
 
 def layout(ctx: UIContext) -> CurateWidgets:
@@ -172,18 +189,27 @@ def layout(ctx: UIContext) -> CurateWidgets:
                 reject = gr.Button("Reject (R)", variant="stop", elem_id="curate-reject", scale=1)
                 flag = gr.Button("Flag (F)", elem_id="curate-flag", scale=1)
                 undo = gr.Button("Undo (U)", elem_id="curate-undo", scale=1)
+        # Shown right under the decision buttons when this candidate was decided in another tab.
+        with gr.Group(visible=False, elem_id="curate-conflict") as conflict_box:
+            conflict_text = gr.HTML(elem_id="curate-conflict-question")
+            with gr.Row():
+                replace = gr.Button("Replace", variant="primary", elem_id="curate-replace")
+                keep = gr.Button("Keep", elem_id="curate-keep")
         gr.HTML(SHORTCUTS_MD)
         candidate = gr.JSON(visible=False, label="candidate")
         decision_box = gr.Textbox(visible=False)
         decide_api = gr.Button(visible=False)
+        pending = gr.State(None)
     return CurateWidgets(task, handle, password, study, start, progress, status, instruction, filter_info, viewer,
-                         reasons, note, accept, reject, flag, undo, candidate, decision_box, decide_api)  # fmt: skip
+                         reasons, note, accept, reject, flag, undo, candidate, decision_box, decide_api, pending,
+                         conflict_box, conflict_text, replace, keep)  # fmt: skip
 
 
 def wire(ctx: UIContext, w: CurateWidgets) -> None:
     """Connect the Curate tab's events (curators are admins: password, admin role with HF login, or admin org)."""
     # Progress and errors show on the status line only, never as an overlay over the answer controls.
     events = {**DB_EVENT, "show_progress_on": [w.status]}
+    n_screen = len(w.screen) - 3  # the last three outputs are the question's
 
     def check(typed, secret, profile):
         handle = resolve_handle(typed, profile)
@@ -199,13 +225,30 @@ def wire(ctx: UIContext, w: CurateWidgets) -> None:
         sign_in(ctx, handle)
         t = next_candidate(ctx, study_name, handle)
         choices = [(humanize(r), r) for r in ctx.workbench.study_info(study_name)["reasons"]]
-        return (*screen(t, f"Signed in as {handle}.")[:-2], gr.CheckboxGroup(choices=choices, value=[]), "")
+        shown = screen(t, f"Signed in as {handle}.")
+        return (*shown[:7], gr.CheckboxGroup(choices=choices, value=[]), "", *shown[9:])
 
     @user_errors
     def on_decide(t, typed, secret, decision, chosen, text, profile: gr.OAuthProfile | None = None):
         handle = check(typed, secret, profile)
-        nxt, message = submit_decision(ctx, t, handle, decision, chosen, text)
+        try:
+            nxt, message = submit_decision(ctx, t, handle, decision, chosen, text)
+        except AnsweredElsewhere as stale:
+            return ask_question(n_screen, {"task": t, "answer": [decision, chosen, text]}, stale)
         return screen(nxt, message)
+
+    @user_errors
+    def on_replace(asked, typed, secret, profile: gr.OAuthProfile | None = None):
+        handle = check(typed, secret, profile)
+        require(asked, "Nothing to replace.")
+        return screen(*submit_decision(ctx, asked["task"], handle, *asked["answer"], replace=True))
+
+    @user_errors
+    def on_keep(asked, typed, secret, profile: gr.OAuthProfile | None = None):
+        handle = check(typed, secret, profile)
+        require(asked, "Nothing to keep.")
+        nxt = next_candidate(ctx, asked["task"]["study"], handle)
+        return screen(nxt, "Kept your decision from the other tab.")
 
     @user_errors
     def on_undo(study_name, typed, secret, profile: gr.OAuthProfile | None = None):
@@ -236,7 +279,9 @@ def wire(ctx: UIContext, w: CurateWidgets) -> None:
             w.screen,
             api_visibility="private",
             **events,
-        )
+        ).then(None, js=show_question_js("curate-conflict"), api_visibility="private", queue=False)
+    for button, handler in ((w.replace, on_replace), (w.keep, on_keep)):
+        button.click(handler, [w.pending, w.handle, w.password], w.screen, api_visibility="private", **events)
     w.undo.click(on_undo, sign_in_inputs, w.screen, api_name="undo_decision", **events)
 
 

@@ -13,9 +13,9 @@ from workbench.ui.page import css, head_html
 from workbench.ui.settings import AppSettings
 
 
-def _refresh(ctx: UIContext, kind: str | None):
+def _refresh(ctx: UIContext, kind: str | None, include_archived: bool = False):
     def choices(current: str | None):
-        names = study_names(ctx, kind)
+        names = study_names(ctx, kind, include_archived)
         value = current if current in names else (names[0] if names else None)
         return gr.Dropdown(choices=names, value=value)
 
@@ -46,11 +46,14 @@ def build_demo(settings: AppSettings, editor: Any, workbench: Any) -> gr.Blocks:
                 admin_study = admin.build(ctx)
                 arena_admin.build(ctx, arena_ui)
         # Fill the study pickers on page load, and again whenever one is opened (new studies appear).
-        pickers = [(edit_study, "curation"), (rating.study, "preference"), (curate_study, "curation"),
-                   (results_study, None), (admin_study, None), (arena_study, "arena")]  # fmt: skip
-        for picker, kind in pickers:
-            loaded = demo.load(_refresh(ctx, kind), [picker], [picker], api_visibility="private", queue=False)
-            picker.focus(_refresh(ctx, kind), [picker], [picker], api_visibility="private", queue=False)
+        # Archived studies are hidden from raters and stay in Results and Admin.
+        pickers = [(edit_study, "curation", False), (rating.study, "preference", False),
+                   (curate_study, "curation", False), (results_study, None, True), (admin_study, None, True),
+                   (arena_study, "arena", False)]  # fmt: skip
+        for picker, kind, archived in pickers:
+            refresh = _refresh(ctx, kind, archived)
+            loaded = demo.load(refresh, [picker], [picker], api_visibility="private", queue=False)
+            picker.focus(refresh, [picker], [picker], api_visibility="private", queue=False)
             if picker is rating.study:  # then sign the rater in from a rater link or the browser's storage
                 rater_link.wire(ctx, loaded, tabs, rating)
     return demo

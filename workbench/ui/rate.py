@@ -23,13 +23,18 @@ from workbench.ui.guidelines import safe_markdown
 from workbench.ui.inputs import number_in_range
 from workbench.ui.rating import (
     PUBLIC_IMPRESSION_KEYS,
+    AnsweredElsewhere,
+    ask_question,
     image_aspect,
     instruction_html,
     new_task,
+    no_question,
     progress_html,
     public_json,
     resolve_handle,
+    saved_message,
     seconds_on_task,
+    show_question_js,
     sign_in,
 )
 from workbench.ui.study_settings import RaterSettings, completion_html, quota_done, rater_settings
@@ -65,7 +70,8 @@ def screen(
     task: dict[str, Any] | None, message: str, settings: RaterSettings = RaterSettings(), ok: bool = True
 ) -> tuple:
     """Outputs for every Rate event: state, API json, viewer, instruction, progress, status, then the answer
-    inputs, cleared or (after an undo) holding the withdrawn answer."""
+    inputs, cleared or (after an undo) holding the withdrawn answer, and the "answered in another tab" question
+    hidden."""
     previous = (task or {}).get("public", {}).get("previous") or {}
     return (
         task,
@@ -79,6 +85,7 @@ def screen(
         previous.get("quality"),
         previous.get("overall"),
         previous.get("comment") or "",
+        *no_question(),
     )
 
 
@@ -113,8 +120,12 @@ def submit_vote(
     overall: float | None,
     comment: str | None,
     shown: dict[str, Any] | None = None,
+    replace: bool = False,
 ) -> tuple[dict[str, Any] | None, str]:
     """Store the vote for the impression on screen (once per impression key); returns (next task, message).
+
+    Raises ``AnsweredElsewhere`` when this screen was answered differently in another tab (nothing stored);
+    ``replace=True`` then supersedes that answer.
 
     ``shown`` is the impression the browser displayed when the rater answered. A second submit of one screen (a
     double click, a retry) can reach the server after the first one already moved the session to the next
@@ -142,8 +153,9 @@ def submit_vote(
         scores={k: v for k, v in scores.items() if v is not None} or None,
         comment=comment,
         seconds_on_task=seconds_on_task(task),
+        replace=replace,
     )
-    message = "Saved ✓" if rec["stored"] else "Already saved (duplicate submit ignored) ✓"
+    message = saved_message(rec, choice, "Replaced ✓" if replace else "Saved ✓")
     nxt = next_item(ctx, task["study"], handle)
     if nxt is not None:  # remember the screen just answered, to recognise a late replay of it
         nxt["answered"] = task["public"]["impression_id"]
@@ -174,12 +186,18 @@ class RateWidgets:
     overall: gr.Number
     comment: gr.Textbox
     impression: gr.JSON
+    pending: gr.State  # the answer held back while the "answered in another tab" question is open
+    conflict_box: gr.Group
+    conflict_text: gr.HTML
+    replace: gr.Button
+    keep: gr.Button
 
     @property
     def screen(self) -> list[gr.components.Component]:
         """Outputs of `screen()`, in order."""
         return [self.task, self.impression, self.viewer, self.instruction, self.progress, self.status,
-                self.choice, self.semantic, self.quality, self.overall, self.comment]  # fmt: skip
+                self.choice, self.semantic, self.quality, self.overall, self.comment, self.pending,
+                self.conflict_box, self.conflict_text]  # fmt: skip
 
 
 def _score(label: str, elem_id: str) -> gr.Number:
@@ -222,6 +240,12 @@ def layout(ctx: UIContext) -> RateWidgets:
             submit = gr.Button("Submit (Enter)", variant="primary", elem_id="rate-submit", scale=1)
             undo = gr.Button("Undo last vote (U)", elem_id="rate-undo", scale=1)
             skip = gr.Button("Skip (S)", elem_id="rate-skip", scale=1)
+        # Shown right under the answer controls when this screen was answered in another tab.
+        with gr.Group(visible=False, elem_id="rate-conflict") as conflict_box:
+            conflict_text = gr.HTML(elem_id="rate-conflict-question")
+            with gr.Row():
+                replace = gr.Button("Replace", variant="primary", elem_id="rate-replace")
+                keep = gr.Button("Keep", elem_id="rate-keep")
         with gr.Accordion("Optional: scores (0-10) and comment", open=False):
             with gr.Row():
                 semantic = _score("Semantic consistency", "rate-semantic")
@@ -231,14 +255,17 @@ def layout(ctx: UIContext) -> RateWidgets:
                 label="Comment", lines=2, max_length=MAX_COMMENT_CHARS, elem_id="rate-comment"
             )
         impression = gr.JSON(visible=False, label="impression")
+        pending = gr.State(None)
     return RateWidgets(task, saved, key, handle, study, start, study_guidelines, progress, status, instruction, viewer,
-                       choice, submit, undo, skip, semantic, quality, overall, comment, impression)  # fmt: skip
+                       choice, submit, undo, skip, semantic, quality, overall, comment, impression, pending,
+                       conflict_box, conflict_text, replace, keep)  # fmt: skip
 
 
 def wire(ctx: UIContext, w: RateWidgets) -> None:
     """Connect the Rate tab's events (each has a stable api_name for gradio_client)."""
     # Progress and errors show on the status line only, never as an overlay over the answer controls.
     events = {**DB_EVENT, "show_progress_on": [w.status]}
+    n_screen = len(w.screen) - 3  # the last three outputs are the question's
 
     def holder(typed, key, profile) -> str:
         """The handle, checked against this browser's key (workbench.browser_keys); an HF login needs no key."""
@@ -257,8 +284,26 @@ def wire(ctx: UIContext, w: RateWidgets) -> None:
     def on_submit(t, study_name, typed, ch, sem, qual, ovl, text, shown=None, key=None,
                   profile: gr.OAuthProfile | None = None):  # fmt: skip
         handle = holder(typed, key, profile)
-        nxt, message = submit_vote(ctx, t, handle, ch, sem, qual, ovl, text, shown)
+        try:
+            nxt, message = submit_vote(ctx, t, handle, ch, sem, qual, ovl, text, shown)
+        except AnsweredElsewhere as stale:
+            return ask_question(n_screen, {"task": t, "answer": [ch, sem, qual, ovl, text, shown]}, stale)
         return screen(nxt, message, rater_settings(ctx.workbench, (t or {}).get("study")))
+
+    @user_errors
+    def on_replace(asked, typed, key=None, profile: gr.OAuthProfile | None = None):
+        require(asked, "Nothing to replace.")
+        handle = holder(typed, key, profile)
+        nxt, message = submit_vote(ctx, asked["task"], handle, *asked["answer"], replace=True)
+        return screen(nxt, message, rater_settings(ctx.workbench, asked["task"]["study"]))
+
+    @user_errors
+    def on_keep(asked, typed, key=None, profile: gr.OAuthProfile | None = None):
+        require(asked, "Nothing to keep.")
+        handle = holder(typed, key, profile)
+        study_name = asked["task"]["study"]
+        return screen(next_item(ctx, study_name, handle), "Kept your answer from the other tab.",
+                      rater_settings(ctx.workbench, study_name))  # fmt: skip
 
     @user_errors
     def on_undo(study_name, typed, key=None, profile: gr.OAuthProfile | None = None):
@@ -292,7 +337,9 @@ def wire(ctx: UIContext, w: RateWidgets) -> None:
     w.submit.click(
         on_submit, [w.task, w.study, w.handle, *answers, w.impression, w.key], w.screen, api_name="submit_vote",
         **events,
-    )  # fmt: skip
+    ).then(None, js=show_question_js("rate-conflict"), api_visibility="private", queue=False)  # fmt: skip
+    w.replace.click(on_replace, [w.pending, w.handle, w.key], w.screen, api_visibility="private", **events)
+    w.keep.click(on_keep, [w.pending, w.handle, w.key], w.screen, api_visibility="private", **events)
     w.undo.click(on_undo, [w.study, w.handle, w.key], w.screen, api_name="undo_vote", **events)
     w.skip.click(on_skip, [w.task, w.handle, w.key], w.screen, api_name="skip", **events)
 

@@ -116,3 +116,54 @@ def image_aspect(path: str) -> float:
     except OSError:
         return 1.0
     return width / height if height else 1.0
+
+
+# Short names of answers for the "answered in another tab" question.
+ANSWER_LABELS = {"A": "A", "B": "B", "tie": "tie", "both_bad": "both bad", "accept": "accept", "reject": "reject",
+                 "flag": "flag"}  # fmt: skip
+
+
+class AnsweredElsewhere(Exception):  # an outcome the handlers turn into a question, not an error
+    """The screen already holds a different answer, given in another tab: ask before replacing it."""
+
+    def __init__(self, previous: str, new: str) -> None:
+        super().__init__(f"answered {previous} elsewhere; now {new}")
+        self.previous, self.new = previous, new
+
+    def question(self) -> str:
+        """The question the Rate and Curate tabs ask, with Replace / Keep buttons below it."""
+        old, new = ANSWER_LABELS.get(self.previous, self.previous), ANSWER_LABELS.get(self.new, self.new)
+        return f"You answered this in another tab ({old}). Replace with {new}?"
+
+
+def saved_message(record: dict[str, Any], answer: str, stored: str) -> str:
+    """The status line for a stored answer (``stored``), a retried submit, or the same answer from another tab;
+    raises ``AnsweredElsewhere`` when the screen holds a different one than ``answer``."""
+    outcome = record.get("outcome", "stored" if record["stored"] else "duplicate")
+    if outcome == "conflict":
+        raise AnsweredElsewhere(record["previous"], answer)
+    if outcome == "same":
+        return "Already saved in another tab ✓"
+    return stored if record["stored"] else "Already saved (duplicate submit ignored) ✓"
+
+
+def no_question() -> tuple:
+    """The last three outputs of a Rate/Curate event when nothing is asked: pending answer, box, text."""
+    return None, gr.Group(visible=False), ""
+
+
+def ask_question(n_screen: int, pending: dict[str, Any], stale: AnsweredElsewhere) -> tuple:
+    """Leave the ``n_screen`` screen outputs as they are and ask whether to replace the other tab's answer."""
+    question = f'<div class="answer-conflict" role="alert"><b>{escape(stale.question())}</b></div>'
+    return (*[gr.skip()] * n_screen, pending, gr.Group(visible=True), question)
+
+
+def show_question_js(elem_id: str) -> str:
+    """Client-side: bring the "answered in another tab" question into view once it is shown (polled for up to
+    2 s: the box appears after the next render; Gradio may render an element id twice, the visible one counts)."""
+    return (
+        "() => { let tries = 0; const look = () => { for (const box of document.querySelectorAll('#"
+        + elem_id
+        + "')) { if (box.offsetParent !== null) { box.scrollIntoView({block: 'center'}); return; } }"
+        " if (++tries < 20) setTimeout(look, 100); }; setTimeout(look, 50); }"
+    )

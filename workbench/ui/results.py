@@ -134,7 +134,7 @@ def build(ctx: UIContext) -> gr.Dropdown:
     """Create the Results tab (admins only: system names must stay hidden from raters); returns its picker."""
     with gr.Row():
         password = gr.Textbox(label="Admin password", type="password", scale=2, elem_id="results-password")
-        study = study_picker(ctx, None, label="Study", scale=3, elem_id="results-study")
+        study = study_picker(ctx, None, True, label="Study", scale=3, elem_id="results-study")
         refresh = gr.Button("Compute", variant="primary", scale=1, elem_id="results-refresh")
         csv = gr.DownloadButton("Download CSV (zip)", scale=1, elem_id="results-csv")
     # The titles are drawn inside the figures: a block label would cover the top system's name on a phone.

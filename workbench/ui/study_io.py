@@ -12,7 +12,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from workbench.export import export_study
-from workbench.importers import import_finetune_metadata, import_manifest
+from workbench.importers import ImportFailed, import_source
+from workbench.studies import StudySpec
 from workbench.ui.downloads import private_zip, safe_name
 
 MAX_UNPACKED_BYTES = 4 * 1024**3
@@ -58,24 +59,29 @@ def _find_manifest(root: Path) -> Path:
     raise ValueError(f"no manifest in the zip: expected one of {', '.join(MANIFEST_NAMES)} at its top level")
 
 
-def import_upload(wb: Any, study: str, upload: str | Path) -> dict[str, Any]:
-    """Import an uploaded .jsonl/.csv manifest, fine-tuning metadata.json, or a .zip holding one plus images."""
+def import_upload(
+    wb: Any, study: str, upload: str | Path, create: StudySpec | None = None, actor: str = "admin"
+) -> dict[str, Any]:
+    """Import an uploaded .jsonl/.csv manifest, fine-tuning metadata.json, or a .zip holding one plus images,
+    into an existing study or (``create``) a new one made in the same transaction."""
     upload = Path(upload)
     if upload.suffix.lower() != ".zip":
-        return _import_file(wb, study, upload)
+        return _import_file(wb, study, upload, create, actor)
     with tempfile.TemporaryDirectory(prefix="study-import-") as tmp:
         _safe_extract(upload, Path(tmp))
-        return _import_file(wb, study, _find_manifest(Path(tmp)))
+        try:
+            return _import_file(wb, study, _find_manifest(Path(tmp)), create, actor)
+        except ImportFailed as exc:  # name files as the admin knows them: inside their zip, not a temp folder
+            raise ImportFailed(str(exc).replace(str(Path(tmp).resolve()) + "/", f"{upload.name}/").replace(
+                tmp + "/", f"{upload.name}/")) from exc  # fmt: skip
 
 
-def _import_file(wb: Any, study: str, path: Path) -> dict[str, Any]:
-    if path.suffix.lower() == ".json":
-        return import_finetune_metadata(wb, study, path)
-    if path.suffix.lower() in (".jsonl", ".csv"):
-        return import_manifest(wb, study, path)
-    raise ValueError(
-        f"{path.name}: upload a .jsonl/.csv manifest, a metadata.json, or a .zip with one of them"
-    )
+def _import_file(wb: Any, study: str, path: Path, create: StudySpec | None, actor: str) -> dict[str, Any]:
+    if path.suffix.lower() not in (".json", ".jsonl", ".csv"):
+        raise ValueError(
+            f"{path.name}: upload a .jsonl/.csv manifest, a metadata.json, or a .zip with one of them"
+        )
+    return import_source(wb, study, path, create=create, actor=actor)
 
 
 def export_zip(wb: Any, study: str) -> Path:
