@@ -304,8 +304,8 @@ def test_admin_gives_the_rater_link_and_reports_known_raters(browser, launched, 
     page.locator("#admin-handles textarea").fill("known-2\nknown-3")
     page.locator("#admin-add-raters").click()
     expect(page.get_by_text("Added 1 rater(s). Already present, unchanged: known-2 (rater).")).to_be_visible()
-    page.get_by_role("button", name="Progress and export").click()
-    expect(page.locator("#admin-progress")).to_contain_text("Pick a study and press Show")  # not "1 2 3"
+    page.get_by_role("button", name="Manage a study").click()
+    expect(page.locator("#admin-claims")).to_contain_text("Pick a study and press Show")  # not "1 2 3"
     page.locator("#admin-study input").click()
     page.get_by_role("option", name="pref", exact=True).click()
     page.locator("#admin-links").click()

@@ -271,7 +271,7 @@ def build(ctx: UIContext) -> gr.Dropdown:
             link = gr.Button("Rater links", elem_id="admin-links")
         links = gr.Markdown(elem_id="admin-rater-links")
         summary = gr.HTML(elem_id="admin-progress")
-        progress = gr.Dataframe(pd.DataFrame(columns=list(CLAIM_COLUMNS.values())), label="Claims per rater",
+        progress = gr.Dataframe(message_frame("Pick a study and press Show progress."), label="Claims per rater",
                                 interactive=False, elem_id="admin-claims")  # fmt: skip
         with gr.Row():
             release_handle = gr.Textbox(label="Rater handle", scale=3, elem_id="admin-release-handle")
