@@ -128,6 +128,10 @@ def read_safetensors_header(path: str | Path) -> SafetensorsHeader:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointFormatError(f"{path}: not a safetensors file (header is not JSON: {exc})") from None
+    except RecursionError:  # a real header is one flat object; the parser recurses per nesting level
+        raise CheckpointFormatError(
+            f"{path}: not a safetensors file (header JSON nested too deeply)"
+        ) from None
     if not isinstance(header, dict):
         raise CheckpointFormatError(f"{path}: not a safetensors file (header is not a JSON object)")
     metadata = header.pop("__metadata__", None) or {}

@@ -204,6 +204,15 @@ def test_inspect_refuses_pickles_and_non_safetensors(tmp_path, capsys):
         read_safetensors_header(junk)
 
 
+def test_a_deeply_nested_header_is_refused_with_a_message(tmp_path):
+    """A header nested deeper than the JSON parser's recursion limit is a malformed file, not a traceback."""
+    header = b"[" * 200_000 + b"]" * 200_000
+    deep = tmp_path / "deep.safetensors"
+    deep.write_bytes(len(header).to_bytes(8, "little") + header)
+    with pytest.raises(CheckpointFormatError, match="nested too deeply"):
+        read_safetensors_header(deep)
+
+
 def test_inspect_kohya_lora_against_full_size_dit(tmp_path, official_keys):
     rank = 4
     shapes = {
