@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # diffusers records custom components as ("model", ClassName) in model_index.json and loads them with
-# getattr(model, ClassName); resolve those lazily so `import model.images` stays light.
+# getattr(model, ClassName); resolve those lazily so `import model.image_input` stays light.
 _LAZY_COMPONENTS = {
     "Step1XEditConnector": "model.connector",
     "Qwen25VLImageProcessor": "model.encoder",

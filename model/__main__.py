@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from model.images import TRANSPARENCY_MODES, ImageInputError
+from model.image_input import TRANSPARENCY_MODES, ImageInputError
 from model.inspection import register_cli as register_inspect
 from model.nano.cli import register as register_nano
 

@@ -31,7 +31,7 @@ from transformers.models.qwen2_5_vl.processing_qwen2_5_vl import Qwen2_5_VLProce
 
 from model.connector import Step1XEditConnector
 from model.encoder import DEFAULT_DROP_TOKENS, DEFAULT_MAX_LENGTH, QWEN25VL_PREFIX, encode_prompt
-from model.images import TRANSPARENCY_MODES, ImageSource, load_image, resize_to_size_level
+from model.image_input import TRANSPARENCY_MODES, ImageSource, load_image, resize_to_size_level
 from model.latents import pack_patches, pil_to_tensor, tensor_to_pil, unpack_patches
 from model.sampling import (
     CFG_DISABLED,
@@ -510,7 +510,7 @@ class Step1XEditPipeline(DiffusionPipeline):
         steps, CFG 6.0, size level 512).
 
         Args:
-            image: PIL image, path or encoded bytes (validated by `model.images.load_image`).
+            image: PIL image, path or encoded bytes (validated by `model.image_input.load_image`).
             prompt: the instruction (any language); must not be empty.
             negative_prompt: the unconditional branch's instruction (official: "").
             num_inference_steps: Euler steps.

@@ -92,12 +92,12 @@ def test_layers_named_in_the_docs_point_down() -> None:
     graph = import_graph()
     below = {
         "model.loading": {"model.pipeline", "model.weights", "model.tiny"},
-        "model.pipeline": {"model.weights", "model.sampling", "model.images"},
+        "model.pipeline": {"model.weights", "model.sampling", "model.image_input"},
         "model.weights": {"model.checkpoints", "model.key_mapping"},
         "model.inspection": {"model.checkpoints", "model.lora", "model.weights"},
         "model.lora": {"model.checkpoints"},
-        "workbench.service": {"workbench.results", "workbench.export"},
-        "workbench.export": {"workbench.results"},
+        "workbench.service": {"workbench.study_frames", "workbench.export"},
+        "workbench.export": {"workbench.study_frames"},
     }
     for upper, lowers in below.items():
         assert lowers <= graph[upper], (upper, lowers - graph[upper])

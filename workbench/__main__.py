@@ -220,7 +220,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_backup(args: argparse.Namespace) -> int:
     from db.engine import default_url
-    from workbench.backup import backup
+    from workbench.live_backup import backup
 
     _workbench(args).close()  # make sure the schema is current before copying
     _print(backup(args.db or default_url(args.data_dir), args.dest, logical=args.logical or None))
@@ -229,7 +229,7 @@ def _cmd_backup(args: argparse.Namespace) -> int:
 
 def _cmd_restore(args: argparse.Namespace) -> int:
     from db.engine import default_url
-    from workbench.backup import restore
+    from workbench.live_backup import restore
 
     _print(restore(args.src, args.db or default_url(args.data_dir), force=args.force))
     return 0

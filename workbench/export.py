@@ -23,8 +23,8 @@ from db.models import Assignment, CurationCandidate, Decision, Impression, Item,
 from workbench.csvsafe import write_csv
 from workbench.lookup import StudyRef
 from workbench.reading import StudyReader
-from workbench.results import decisions_frame, votes_frame
 from workbench.sides import LEFT_OUTPUT, LEFT_SYSTEM, RIGHT_OUTPUT, RIGHT_SYSTEM, join_sides
+from workbench.study_frames import decisions_frame, votes_frame
 
 FORMATS = ("csv", "parquet", "jsonl")
 

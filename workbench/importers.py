@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from db.models import Item
 from workbench import studies
-from workbench.images import ImageStoreError
+from workbench.image_store import ImageStoreError
 from workbench.lookup import study_row
 from workbench.service import Workbench
 from workbench.studies import StudySpec

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from db.engine import Database
-from workbench.images import ImageStore
+from workbench.image_store import ImageStore
 from workbench.lookup import StudyRef
 
 

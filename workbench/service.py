@@ -45,8 +45,8 @@ from db.models import (
 )
 from workbench import leases, scheduler, studies
 from workbench.answers import answered_before, check_new_key, check_scores, last_standing
-from workbench.curation import Curation
-from workbench.images import ImageLike, ImageStore
+from workbench.curation_queue import Curation
+from workbench.image_store import ImageLike, ImageStore
 from workbench.lookup import StudyRef, rater_row, study_row
 from workbench.sides import LEFT_OUTPUT, RIGHT_OUTPUT, join_sides
 from workbench.studies import StudySpec
@@ -586,7 +586,7 @@ class Workbench:
     # ------------------------------------------------------------------ statistics
     def stats(self, study: StudyRef, **options: Any) -> dict[str, Any]:
         """Leaderboard, win matrix, per-category, agreement, position bias, rater quality and curation stats."""
-        from workbench.results import study_stats
+        from workbench.study_frames import study_stats
 
         return study_stats(self, study, **options)
 
@@ -606,7 +606,7 @@ class Workbench:
             if cached and time.monotonic() - cached[0] < PAIR_PRIORITY_TTL_S:
                 return cached[1]
             systems = dict(s.execute(select(System.name, System.id).where(System.study_id == st.id)).all())
-        from workbench.results import ci_overlap_priority, quick_leaderboard
+        from workbench.study_frames import ci_overlap_priority, quick_leaderboard
 
         priority = ci_overlap_priority(quick_leaderboard(self, st.id), systems)
         self._priority_cache[st.id] = (time.monotonic(), priority)

@@ -262,7 +262,7 @@ def test_two_tabs_ask_before_replacing(browser, launched, make_scene):
     from sqlalchemy import select
 
     from db.models import Vote
-    from workbench.results import votes_frame
+    from workbench.study_frames import votes_frame
 
     add_study(launched.workbench, make_scene, "tabs", k=1)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -313,7 +313,7 @@ def test_two_tabs_ask_before_replacing(browser, launched, make_scene):
 def test_a_lapsed_lease_frees_the_item_and_the_late_vote_is_kept(browser, launched, make_scene):
     from playwright.sync_api import expect
 
-    from workbench.results import votes_frame
+    from workbench.study_frames import votes_frame
 
     # A short lease, long enough for the second rater to find the item held on a loaded machine.
     add_study(launched.workbench, make_scene, "short-lease", n_items=1, k=1, lease_seconds=8)

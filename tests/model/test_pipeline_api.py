@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model.images import ImageInputError, resize_to_size_level
+from model.image_input import ImageInputError, resize_to_size_level
 from model.pipeline import Step1XEditPipeline
 from model.tiny import flux_scheduler, tiny_pipeline, tiny_transformer
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.images import resize_to_size_level
+from model.image_input import resize_to_size_level
 from model.tiny import tiny_pipeline
 
 _spec = importlib.util.spec_from_file_location("official_math", Path(__file__).with_name("official_math.py"))

@@ -316,7 +316,7 @@ def test_nothing_in_the_data_folder_is_served_by_path(live_app: LiveApp) -> None
 
 
 def test_rater_images_reveal_neither_the_data_folder_nor_write_times(live_app: LiveApp) -> None:
-    from workbench.images import CRITICAL_CHUNKS, png_chunk_types
+    from workbench.image_store import CRITICAL_CHUNKS, png_chunk_types
 
     client = _client(live_app)
     shown = _next(client, "blind", "r3")[0]

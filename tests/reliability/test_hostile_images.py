@@ -1,4 +1,4 @@
-"""Every hostile image gets a clear ImageInputError or a correct RGB result from model.images.load_image."""
+"""Every hostile image gets a clear ImageInputError or a correct RGB result from model.image_input.load_image."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-images = pytest.importorskip("model.images", reason="model/images.py (load_image) has not landed yet")
+images = pytest.importorskip(
+    "model.image_input", reason="model/image_input.py (load_image) has not landed yet"
+)
 
 from make_hostile import Case, mismatches  # noqa: E402  (registered by conftest.load_by_path)
 

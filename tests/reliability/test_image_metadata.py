@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, PngImagePlugin
 
-from workbench.images import CRITICAL_CHUNKS, ImageStore, critical_chunks_only, png_chunk_types
+from workbench.image_store import CRITICAL_CHUNKS, ImageStore, critical_chunks_only, png_chunk_types
 
 MARKER = b"system-quenvik-9c1"
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from workbench.__main__ import main
-from workbench.backup import backup, restore
 from workbench.export import export_study
 from workbench.hub import HubPusher
+from workbench.live_backup import backup, restore
 from workbench.service import Workbench
 
 

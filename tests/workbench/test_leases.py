@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import Assignment, Decision, Item, Vote
-from workbench.results import decisions_frame, votes_frame
+from workbench.study_frames import decisions_frame, votes_frame
 
 
 def _idle(wb, seconds: float = 3600) -> None:

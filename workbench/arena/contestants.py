@@ -217,7 +217,7 @@ def remote_editor(spec: ContestantSpec, work_dir: Path) -> Editor:
     def run(image: Image.Image, instruction: str) -> Image.Image:
         from gradio_client import handle_file
 
-        from workbench.images import ImageStore
+        from workbench.image_store import ImageStore
 
         store = ImageStore(work_dir)
         source = str(store.path(store.put(image)))

@@ -1,7 +1,7 @@
 """The arena leaderboard: Bradley–Terry ratings with two 95 % intervals (votes resampled, and prompts resampled
 as clusters), the win-rate matrix, battles per system and per-language / per-category boards.
 
-It reads the same votes as the Results tab (``workbench.results.votes_frame``: live votes plus imported
+It reads the same votes as the Results tab (``workbench.study_frames.votes_frame``: live votes plus imported
 battles) and adds a ``prompt`` column (source image + instruction), so that battles on one prompt — "same
 prompt, new pair" rounds, or one prompt re-used by many visitors — count as one cluster.
 """
@@ -19,8 +19,8 @@ from sqlalchemy import select
 
 from db.models import Item
 from workbench.arena.store import arena_study
-from workbench.results import votes_frame
 from workbench.stats import grouped_leaderboards, leaderboard, system_counts, win_rate_matrix
+from workbench.study_frames import votes_frame
 
 if TYPE_CHECKING:
     from workbench.service import StudyRef, Workbench

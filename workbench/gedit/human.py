@@ -87,7 +87,7 @@ def _existing_keys(wb: Workbench, study_id: int) -> dict[str, int]:
 
 def study_votes(wb: Workbench, study: str | int) -> pd.DataFrame:
     """Current rated votes with each item's bench uid (``task_type/language/key``)."""
-    from workbench.results import votes_frame
+    from workbench.study_frames import votes_frame
 
     study_id = wb.study_info(study)["study_id"]
     votes = votes_frame(wb, study_id)

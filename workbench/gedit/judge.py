@@ -23,7 +23,7 @@ from typing import Protocol
 from PIL import Image
 from tqdm.auto import tqdm
 
-from model.images import ImageInputError, load_image
+from model.image_input import ImageInputError, load_image
 from workbench.gedit import safe_name
 from workbench.gedit.dataset import BenchSample
 from workbench.gedit.parse import parse_reply

@@ -1,9 +1,10 @@
 """Statistics over a study's votes and curation decisions: pure functions of pandas DataFrames (no DB, no UI).
 
-Votes schema: see ``workbench.stats.votes``; decisions schema: see ``workbench.stats.curation``.
+Votes schema: see ``workbench.stats.votes``; decisions schema: see ``workbench.stats.acceptance``.
 Methods and formulas: docs/stats.md.
 """
 
+from workbench.stats.acceptance import DecisionsError, acceptance_rates, curation_report, reason_counts
 from workbench.stats.agreement import (
     agreement_metrics,
     agreement_report,
@@ -13,7 +14,6 @@ from workbench.stats.agreement import (
 )
 from workbench.stats.bootstrap import bootstrap_ratings
 from workbench.stats.bradley_terry import DEFAULT_RIDGE, fit_bradley_terry, fit_bt_matrix
-from workbench.stats.curation import DecisionsError, acceptance_rates, curation_report, reason_counts
 from workbench.stats.leaderboard import LEADERBOARD_COLUMNS, grouped_leaderboards, leaderboard
 from workbench.stats.position import position_bias
 from workbench.stats.raters import rater_quality

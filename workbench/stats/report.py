@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from workbench.stats.acceptance import curation_report
 from workbench.stats.agreement import agreement_report
-from workbench.stats.curation import curation_report
 from workbench.stats.leaderboard import grouped_leaderboards, leaderboard
 from workbench.stats.position import position_bias
 from workbench.stats.raters import rater_quality

@@ -17,7 +17,7 @@ import gradio as gr
 
 from model.edit_settings import CFG_OFF, EditSettings, settings_from_config, settings_of
 from workbench.gedit import TASK_TYPES
-from workbench.images import ImageStore
+from workbench.image_store import ImageStore
 from workbench.instructions import MAX_INSTRUCTION_CHARS, instruction_language, instruction_problem
 from workbench.ui.auth import is_admin
 from workbench.ui.context import (

@@ -14,8 +14,8 @@ from pathlib import Path
 from PIL import Image
 
 from model.edit_settings import EditSettings
-from model.images import edit_size
-from workbench.images import ImageStore
+from model.image_input import edit_size
+from workbench.image_store import ImageStore
 
 DISPLAY_SIDE = 256  # longest side, in screen pixels, of a native-size model's pictures
 

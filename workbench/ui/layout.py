@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from workbench.images import ImageStore
+from workbench.image_store import ImageStore
 from workbench.ui import admin, arena, arena_admin, curate, edit, rate, rater_link, results, serving
 from workbench.ui.context import UIContext, study_names
 from workbench.ui.page import css, head_html

@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from workbench.images import ImageStore, critical_chunks_only
+from workbench.image_store import ImageStore, critical_chunks_only
 from workbench.ui.throttle import client_address
 
 IMAGE_ROUTE = "studio/img/"  # relative, so the app also works under a root_path or behind a proxy

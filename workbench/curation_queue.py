@@ -18,7 +18,7 @@ from db.engine import Database
 from db.models import DECISIONS, RETRACT, Assignment, CurationCandidate, Decision, Study, utcnow
 from workbench import leases, scheduler, studies
 from workbench.answers import answered_before, by_key, check_new_key, last_standing, latest
-from workbench.images import ImageLike, ImageStore
+from workbench.image_store import ImageLike, ImageStore
 from workbench.lookup import StudyRef, rater_row, study_row
 from workbench.scheduler import StudyRecord
 from workbench.validate import MAX_INSTRUCTION_CHARS, check_json, check_label, check_number, check_text

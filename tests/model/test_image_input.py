@@ -13,7 +13,7 @@ from PIL import Image
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from model.encoder import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, qwen_vl_utils_resize
-from model.images import MAX_IMAGE_PIXELS, ImageInputError, edit_size, load_image, resize_to_size_level
+from model.image_input import MAX_IMAGE_PIXELS, ImageInputError, edit_size, load_image, resize_to_size_level
 
 
 def _png_bytes(image: Image.Image) -> bytes:
