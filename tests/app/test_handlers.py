@@ -342,3 +342,15 @@ def test_a_stale_tab_asks_before_replacing(ctx, workbench):
     with pytest.raises(AnsweredElsewhere, match="accept"):
         curate.submit_decision(ctx, c2, "eve", "flag", [], "")
     assert curate.submit_decision(ctx, c2, "eve", "flag", [], "", replace=True)[1] == "Flagged (replaced) ✓"
+
+
+def test_the_edit_limit_is_configurable(monkeypatch):
+    from workbench.ui.throttle import EDITS_ENV, Limits
+
+    monkeypatch.delenv(EDITS_ENV, raising=False)
+    assert Limits().edits.limit == 30
+    monkeypatch.setenv(EDITS_ENV, "500")
+    assert Limits().edits.limit == 500
+    monkeypatch.setenv(EDITS_ENV, "lots")
+    with pytest.raises(SystemExit, match=EDITS_ENV):
+        Limits()

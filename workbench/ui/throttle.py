@@ -3,6 +3,7 @@ trigger (e.g. sending an edit to a study). In-process state: each app process ke
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 
 from workbench.ui.settings import on_hf_space
 
+EDITS_ENV = "STUDIO_EDITS_PER_10_MIN"  # a private deployment or a benchmark may allow more
 EDIT_TIME_BUDGET_S = 180.0  # one edit may hold the shared model slot at most this long
 FREE_TRIES = 5  # wrong passwords allowed before the first wait (typos are normal)
 MAX_WAIT_S = 300.0
@@ -94,4 +96,15 @@ class Limits:
 
     logins: Backoff = field(default_factory=Backoff)
     sends: RateLimit = field(default_factory=lambda: RateLimit(limit=20, window_s=600.0))
-    edits: RateLimit = field(default_factory=lambda: RateLimit(limit=30, window_s=600.0))
+    edits: RateLimit = field(default_factory=lambda: RateLimit(limit=edits_per_window(), window_s=600.0))
+
+
+def edits_per_window(default: int = 30) -> int:
+    """Edits one client may start per 10 minutes (STUDIO_EDITS_PER_10_MIN; at least 1)."""
+    raw = os.environ.get(EDITS_ENV, "").strip()
+    if not raw:
+        return default
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        raise SystemExit(f"{EDITS_ENV} must be a whole number, not {raw!r}") from None
