@@ -177,3 +177,8 @@ def test_manage_a_study(ctx, workbench, tmp_path, make_scene):
     log = admin.audit_table(ctx, None)
     assert list(log["action"][:6]) == ["delete", "archive", "edit", "release", "import", "create"]
     assert set(log["actor"][:6]) == {"root"}
+
+
+def test_an_empty_audit_log_says_what_lands_there(ctx, monkeypatch):
+    monkeypatch.setattr(ctx.workbench, "audit_log", lambda study=None: [])
+    assert "Nothing logged yet" in admin.audit_table(ctx, None).iloc[0, 0]

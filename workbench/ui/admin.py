@@ -217,6 +217,10 @@ def delete(ctx: UIContext, actor: str, study: str, confirm: str) -> tuple[str, s
 def audit_table(ctx: UIContext, study: str | None) -> pd.DataFrame:
     """The audit log of the study (every study's when none is picked), newest first."""
     rows = ctx.workbench.audit_log(study or None)
+    if not rows:
+        return message_frame(
+            "Nothing logged yet: creating, importing, editing or archiving a study is logged here."
+        )
     return pd.DataFrame(rows, columns=AUDIT_COLUMNS).assign(details=lambda f: f["details"].map(_details))
 
 
@@ -295,7 +299,7 @@ def build(ctx: UIContext) -> gr.Dropdown:
             delete_btn = gr.Button("Export, then delete the study", variant="stop", elem_id="admin-delete")
         export_file = gr.File(label="Export", elem_id="admin-export-file")
         log_btn = gr.Button("Show audit log", elem_id="admin-show-log")
-        log = gr.Dataframe(pd.DataFrame(columns=AUDIT_COLUMNS), label="Audit log (newest first)",
+        log = gr.Dataframe(message_frame("Press Show audit log."), label="Audit log (newest first)",
                            interactive=False, elem_id="admin-log")  # fmt: skip
     with gr.Accordion("Raters", open=False):
         handles = gr.Textbox(label="Handles, one per line", lines=3, elem_id="admin-handles")
