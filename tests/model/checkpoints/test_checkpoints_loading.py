@@ -470,7 +470,7 @@ def test_official_folders_declare_the_official_settings_and_their_versions_trunc
     assert loaded.size_levels == (512, 768, 1024) and loaded.size_level == 512 and loaded.native_size is None
 
     settings = AppSettings(data_dir=tmp_path / "data", demo_study=False, edit_settings=before_loading)
-    ctx = UIContext(settings=settings, editor=None, workbench=SimpleNamespace(list_studies=list))
+    ctx = UIContext(settings=settings, editor=None, workbench=SimpleNamespace(list_studies=lambda **_: []))
     with gr.Blocks():
         widgets = edit.layout(ctx, edit.edit_settings(ctx))
     assert (widgets.steps.value, widgets.cfg.value, widgets.truncate.value) == (28, 6.0, truncate)
