@@ -22,7 +22,9 @@ from workbench.ui.context import (
 from workbench.ui.rating import (
     PUBLIC_CANDIDATE_KEYS,
     AnsweredElsewhere,
+    ConflictQuestion,
     ask_question,
+    conflict_question,
     finished_html,
     image_aspect,
     instruction_html,
@@ -142,17 +144,13 @@ class CurateWidgets:
     candidate: gr.JSON
     decision_box: gr.Textbox  # API-only entry point: scripts pass the decision as a string
     decide_api: gr.Button
-    pending: gr.State  # the decision held back while the "answered in another tab" question is open
-    conflict_box: gr.Group
-    conflict_text: gr.HTML
-    replace: gr.Button
-    keep: gr.Button
+    question: ConflictQuestion  # "answered in another tab: replace?"
 
     @property
     def screen(self) -> list[gr.components.Component]:
         """Outputs of `screen()`, in order."""
         return [self.task, self.candidate, self.viewer, self.instruction, self.filter_info, self.progress,
-                self.status, self.reasons, self.note, self.pending, self.conflict_box, self.conflict_text]  # fmt: skip
+                self.status, self.reasons, self.note, *self.question.outputs]  # fmt: skip
 
 
 def layout(ctx: UIContext) -> CurateWidgets:
@@ -189,20 +187,13 @@ def layout(ctx: UIContext) -> CurateWidgets:
                 reject = gr.Button("Reject (R)", variant="stop", elem_id="curate-reject", scale=1)
                 flag = gr.Button("Flag (F)", elem_id="curate-flag", scale=1)
                 undo = gr.Button("Undo (U)", elem_id="curate-undo", scale=1)
-        # Shown right under the decision buttons when this candidate was decided in another tab.
-        with gr.Group(visible=False, elem_id="curate-conflict") as conflict_box:
-            conflict_text = gr.HTML(elem_id="curate-conflict-question")
-            with gr.Row():
-                replace = gr.Button("Replace", variant="primary", elem_id="curate-replace")
-                keep = gr.Button("Keep", elem_id="curate-keep")
+        question = conflict_question("curate")  # right under the answer controls
         gr.HTML(SHORTCUTS_MD)
         candidate = gr.JSON(visible=False, label="candidate")
         decision_box = gr.Textbox(visible=False)
         decide_api = gr.Button(visible=False)
-        pending = gr.State(None)
     return CurateWidgets(task, handle, password, study, start, progress, status, instruction, filter_info, viewer,
-                         reasons, note, accept, reject, flag, undo, candidate, decision_box, decide_api, pending,
-                         conflict_box, conflict_text, replace, keep)  # fmt: skip
+                         reasons, note, accept, reject, flag, undo, candidate, decision_box, decide_api, question)  # fmt: skip
 
 
 def wire(ctx: UIContext, w: CurateWidgets) -> None:
@@ -280,8 +271,10 @@ def wire(ctx: UIContext, w: CurateWidgets) -> None:
             api_visibility="private",
             **events,
         ).then(None, js=show_question_js("curate-conflict"), api_visibility="private", queue=False)
-    for button, handler in ((w.replace, on_replace), (w.keep, on_keep)):
-        button.click(handler, [w.pending, w.handle, w.password], w.screen, api_visibility="private", **events)
+    for button, handler in ((w.question.replace, on_replace), (w.question.keep, on_keep)):
+        button.click(
+            handler, [w.question.pending, w.handle, w.password], w.screen, api_visibility="private", **events
+        )
     w.undo.click(on_undo, sign_in_inputs, w.screen, api_name="undo_decision", **events)
 
 

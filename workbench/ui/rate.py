@@ -24,7 +24,9 @@ from workbench.ui.inputs import number_in_range
 from workbench.ui.rating import (
     PUBLIC_IMPRESSION_KEYS,
     AnsweredElsewhere,
+    ConflictQuestion,
     ask_question,
+    conflict_question,
     image_aspect,
     instruction_html,
     new_task,
@@ -186,18 +188,13 @@ class RateWidgets:
     overall: gr.Number
     comment: gr.Textbox
     impression: gr.JSON
-    pending: gr.State  # the answer held back while the "answered in another tab" question is open
-    conflict_box: gr.Group
-    conflict_text: gr.HTML
-    replace: gr.Button
-    keep: gr.Button
+    question: ConflictQuestion  # "answered in another tab: replace?"
 
     @property
     def screen(self) -> list[gr.components.Component]:
         """Outputs of `screen()`, in order."""
         return [self.task, self.impression, self.viewer, self.instruction, self.progress, self.status,
-                self.choice, self.semantic, self.quality, self.overall, self.comment, self.pending,
-                self.conflict_box, self.conflict_text]  # fmt: skip
+                self.choice, self.semantic, self.quality, self.overall, self.comment, *self.question.outputs]  # fmt: skip
 
 
 def _score(label: str, elem_id: str) -> gr.Number:
@@ -240,12 +237,7 @@ def layout(ctx: UIContext) -> RateWidgets:
             submit = gr.Button("Submit (Enter)", variant="primary", elem_id="rate-submit", scale=1)
             undo = gr.Button("Undo last vote (U)", elem_id="rate-undo", scale=1)
             skip = gr.Button("Skip (S)", elem_id="rate-skip", scale=1)
-        # Shown right under the answer controls when this screen was answered in another tab.
-        with gr.Group(visible=False, elem_id="rate-conflict") as conflict_box:
-            conflict_text = gr.HTML(elem_id="rate-conflict-question")
-            with gr.Row():
-                replace = gr.Button("Replace", variant="primary", elem_id="rate-replace")
-                keep = gr.Button("Keep", elem_id="rate-keep")
+        question = conflict_question("rate")  # right under the answer controls
         with gr.Accordion("Optional: scores (0-10) and comment", open=False):
             with gr.Row():
                 semantic = _score("Semantic consistency", "rate-semantic")
@@ -255,10 +247,8 @@ def layout(ctx: UIContext) -> RateWidgets:
                 label="Comment", lines=2, max_length=MAX_COMMENT_CHARS, elem_id="rate-comment"
             )
         impression = gr.JSON(visible=False, label="impression")
-        pending = gr.State(None)
     return RateWidgets(task, saved, key, handle, study, start, study_guidelines, progress, status, instruction, viewer,
-                       choice, submit, undo, skip, semantic, quality, overall, comment, impression, pending,
-                       conflict_box, conflict_text, replace, keep)  # fmt: skip
+                       choice, submit, undo, skip, semantic, quality, overall, comment, impression, question)  # fmt: skip
 
 
 def wire(ctx: UIContext, w: RateWidgets) -> None:
@@ -338,8 +328,12 @@ def wire(ctx: UIContext, w: RateWidgets) -> None:
         on_submit, [w.task, w.study, w.handle, *answers, w.impression, w.key], w.screen, api_name="submit_vote",
         **events,
     ).then(None, js=show_question_js("rate-conflict"), api_visibility="private", queue=False)  # fmt: skip
-    w.replace.click(on_replace, [w.pending, w.handle, w.key], w.screen, api_visibility="private", **events)
-    w.keep.click(on_keep, [w.pending, w.handle, w.key], w.screen, api_visibility="private", **events)
+    w.question.replace.click(
+        on_replace, [w.question.pending, w.handle, w.key], w.screen, api_visibility="private", **events
+    )
+    w.question.keep.click(
+        on_keep, [w.question.pending, w.handle, w.key], w.screen, api_visibility="private", **events
+    )
     w.undo.click(on_undo, [w.study, w.handle, w.key], w.screen, api_name="undo_vote", **events)
     w.skip.click(on_skip, [w.task, w.handle, w.key], w.screen, api_name="skip", **events)
 

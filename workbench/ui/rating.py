@@ -6,6 +6,7 @@ import contextlib
 import re
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -145,6 +146,33 @@ def saved_message(record: dict[str, Any], answer: str, stored: str) -> str:
     if outcome == "same":
         return "Already saved in another tab ✓"
     return stored if record["stored"] else "Already saved (duplicate submit ignored) ✓"
+
+
+@dataclass
+class ConflictQuestion:
+    """The "answered in another tab" question under the answer controls, with Replace / Keep."""
+
+    pending: gr.State  # the answer held back while the question is open
+    box: gr.Group
+    text: gr.HTML
+    replace: gr.Button
+    keep: gr.Button
+
+    @property
+    def outputs(self) -> list[gr.components.Component]:
+        """The last three outputs of every Rate/Curate event (see no_question / ask_question)."""
+        return [self.pending, self.box, self.text]
+
+
+def conflict_question(prefix: str) -> ConflictQuestion:
+    """Build the question (hidden) for the tab whose element ids start with `prefix` ("rate", "curate")."""
+    pending = gr.State(None)
+    with gr.Group(visible=False, elem_id=f"{prefix}-conflict") as box:
+        text = gr.HTML(elem_id=f"{prefix}-conflict-question")
+        with gr.Row():
+            replace = gr.Button("Replace", variant="primary", elem_id=f"{prefix}-replace")
+            keep = gr.Button("Keep", elem_id=f"{prefix}-keep")
+    return ConflictQuestion(pending, box, text, replace, keep)
 
 
 def no_question() -> tuple:
