@@ -76,6 +76,15 @@ def register(subparsers) -> None:
         help="train on the recorded captions only (no grammar phrasings)",
     )
     train.add_argument("--typo-prob", type=float, default=0.3, help="chance of each typo in a phrasing")
+    train.add_argument(
+        "--unknown-prob",
+        type=float,
+        default=0.3,
+        help="chance of each unknown word inserted into a phrasing (teaches the model to ignore them)",
+    )
+    train.add_argument(
+        "--zh-fraction", type=float, default=0.35, help="share of Chinese phrasings when rephrasing"
+    )
     train.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on shared cores)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-progress", action="store_true")
@@ -224,6 +233,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         rephrase=not args.no_rephrase,
         typo_prob=args.typo_prob,
+        unknown_prob=args.unknown_prob,
+        zh_fraction=args.zh_fraction,
         init_from=args.init_from,
     )
     pipe = train(args.data, args.run_dir, config, progress=not args.no_progress)

@@ -9,7 +9,9 @@ Training draws a fresh phrasing every time a triplet is used (`training_instruct
 
 from __future__ import annotations
 
+import functools
 import random
+import re
 import string
 
 from model.nano.world import TEMPLATES, TONE_PHRASES
@@ -68,6 +70,9 @@ AN_LETTERS = frozenset("AEFHILMNORSX")
 
 _T = "train"
 _H = "heldout"
+# Training frames span imperatives, "should" / "应该" statements, wishes and several word orders; the held-out
+# frames keep structures no training frame has: "has to" / "需要", passives with "by", "shouldn't have",
+# "在…的位置", a colour before "背景", "改写", "去色" / "反色".
 FRAMES: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     "add": {
         "en": {
@@ -77,11 +82,25 @@ FRAMES: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
                 "i want {new} in the {pos}",
                 "there should be {new} in the {pos}",
                 "give the {pos} corner {new}",
+                "stick {new} in the {pos}",
+                "the {pos} should get {new}",
+                "paint {new} into the {pos} corner",
+                "drop {new} into the {pos} cell",
             ),
             _H: ("in the {pos} corner, put {new}", "{new} should be added in the {pos}"),
         },
         "zh": {
-            _T: ("在{pos}加上{new}", "给{pos}加上{new}", "我想在{pos}看到{new}"),
+            _T: (
+                "在{pos}加上{new}",
+                "给{pos}加上{new}",
+                "我想在{pos}看到{new}",
+                "{pos}应该有{new}",
+                "在{pos}处添上{new}",
+                "把{new}画在{pos}",
+                "{pos}那里加上{new}",
+                "我要在{pos}加{new}",
+                "往{pos}添上{new}",
+            ),
             _H: ("{pos}需要{new}", "把{new}放到{pos}"),
         },
     },
@@ -92,11 +111,26 @@ FRAMES: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
                 "i don't want {obj} anymore",
                 "{obj} should be removed",
                 "clear {obj} from the image",
+                "wipe out {obj}",
+                "drop {obj} from the picture",
+                "lose {obj}",
+                "{obj} should go",
+                "i'd like {obj} gone",
             ),
             _H: ("{obj} has to be deleted", "the picture shouldn't have {obj}"),
         },
         "zh": {
-            _T: ("去掉{obj}", "把{obj}删掉", "不要{obj}", "擦掉{obj}"),
+            _T: (
+                "去掉{obj}",
+                "把{obj}删掉",
+                "不要{obj}",
+                "擦掉{obj}",
+                "{obj}应该去掉",
+                "把{obj}拿掉",
+                "清除{obj}",
+                "我不想要{obj}了",
+                "将{obj}删除",
+            ),
             _H: ("{obj}需要被删除", "将{obj}从图中移除"),
         },
     },
@@ -108,11 +142,25 @@ FRAMES: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
                 "{obj} should become {new}",
                 "put {new} where {obj} is",
                 "i want {new} instead of {obj}",
+                "substitute {new} for {obj}",
+                "swap out {obj} for {new}",
+                "take out {obj} and draw {new} there",
+                "{obj} should be swapped with {new}",
             ),
             _H: ("use {new} in place of {obj}", "{obj} has to be replaced by {new}"),
         },
         "zh": {
-            _T: ("把{obj}变成{new}", "{obj}改成{new}", "拿{new}换掉{obj}"),
+            _T: (
+                "把{obj}变成{new}",
+                "{obj}改成{new}",
+                "拿{new}换掉{obj}",
+                "{obj}应该换成{new}",
+                "把{obj}替换成{new}",
+                "将{obj}改为{new}",
+                "我想把{obj}换成{new}",
+                "用{new}代替{obj}",
+                "把{obj}改画成{new}",
+            ),
             _H: ("{obj}需要换成{new}", "在{obj}的位置放{new}"),
         },
     },
@@ -123,11 +171,24 @@ FRAMES: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
                 "colour {obj} {color}",
                 "{obj} should be {color}",
                 "i want {obj} to be {color}",
+                "dye {obj} {color}",
+                "switch the colour of {obj} to {color}",
+                "{obj} in {color}, please",
+                "fill {obj} with {color}",
             ),
             _H: ("give {obj} a {color} colour", "{obj} has to be painted {color}"),
         },
         "zh": {
-            _T: ("把{obj}改成{color}", "{obj}换成{color}", "给{obj}涂上{color}"),
+            _T: (
+                "把{obj}改成{color}",
+                "{obj}换成{color}",
+                "给{obj}涂上{color}",
+                "{obj}应该是{color}的",
+                "把{obj}染成{color}",
+                "{obj}的颜色换成{color}",
+                "将{obj}改成{color}",
+                "我想要{obj}是{color}",
+            ),
             _H: ("{obj}需要变成{color}", "让{obj}的颜色变成{color}"),
         },
     },
@@ -139,11 +200,21 @@ FRAMES: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
                 "i want {obj} to look {texture}",
                 "switch {obj} to a {texture} fill",
                 "use a {texture} pattern for {obj}",
+                "{obj} should have a {texture} pattern",
+                "change the pattern of {obj} to {texture}",
             ),
             _H: ("{obj} has to get a {texture} pattern", "give {obj} a {texture} look"),
         },
         "zh": {
-            _T: ("把{obj}变成{texture}的", "{obj}改为{texture}图案"),
+            _T: (
+                "把{obj}变成{texture}的",
+                "{obj}改为{texture}图案",
+                "{obj}应该是{texture}的",
+                "把{obj}弄成{texture}的",
+                "{obj}换成{texture}的样式",
+                "我想让{obj}变成{texture}的",
+                "让{obj}用{texture}图案",
+            ),
             _H: ("{obj}需要{texture}纹理", "给{obj}加上{texture}纹理"),
         },
     },
@@ -154,11 +225,22 @@ FRAMES: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
                 "{obj} should be {style_adj}",
                 "show {obj} as {style}",
                 "i want {obj} {style_adj}",
+                "redraw {obj} as {style}",
+                "make {obj} look {style_adj}",
+                "change {obj} to {style}",
             ),
             _H: ("{obj} has to be drawn as {style}", "give me {obj} {style_adj}"),
         },
         "zh": {
-            _T: ("把{obj}改成{style}", "{obj}变成{style}"),
+            _T: (
+                "把{obj}改成{style}",
+                "{obj}变成{style}",
+                "{obj}应该是{style}",
+                "把{obj}弄成{style}",
+                "{obj}改画成{style}",
+                "将{obj}画为{style}",
+                "我想要{obj}变成{style}",
+            ),
             _H: ("{obj}需要画成{style}", "用{style}画{obj}"),
         },
     },
@@ -170,11 +252,24 @@ FRAMES: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
                 "use a {bg} background",
                 "the background should be {bg}",
                 "i want a {bg} background",
+                "switch the backdrop to {bg}",
+                "recolour the background {bg}",
+                "put everything on a {bg} background",
             ),
             _H: ("give the picture a {bg} background", "the background has to be {bg}"),
         },
         "zh": {
-            _T: ("把背景涂成{bg}", "背景改成{bg}"),
+            _T: (
+                "把背景涂成{bg}",
+                "背景改成{bg}",
+                "背景应该是{bg}",
+                "把背景颜色改成{bg}",
+                "背景用{bg}",
+                "我想要背景是{bg}",
+                "把底色换成{bg}",
+                "将背景色设为{bg}",
+                "让背景变成{bg}",
+            ),
             _H: ("背景需要是{bg}", "给图片换一个{bg}背景"),
         },
     },
@@ -187,11 +282,22 @@ FRAMES: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
                 "replace {old} with {new_letter}",
                 "change '{old}' to '{new_letter}'",
                 "i'd like {a_new} instead of the {old}",
+                "the {old} should read {new_letter}",
+                "make the letter {old} {a_new}",
+                "rewrite the {old} as {a_new}",
             ),
             _H: ("the letter {old} has to become {new_letter}", "put {a_new} where the letter {old} is"),
         },
         "zh": {
-            _T: ("把字母{old}变成{new_letter}", "用{new_letter}替换字母{old}"),
+            _T: (
+                "把字母{old}变成{new_letter}",
+                "用{new_letter}替换字母{old}",
+                "字母{old}应该是{new_letter}",
+                "将字母{old}换成{new_letter}",
+                "{old}这个字母改成{new_letter}",
+                "我想把字母{old}换成{new_letter}",
+                "字母{old}改为{new_letter}",
+            ),
             _H: ("字母{old}需要改成{new_letter}", "把文字{old}改写成{new_letter}"),
         },
     },
@@ -203,11 +309,20 @@ FRAMES: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
                 "{obj} should move {dir}",
                 "i want {obj} moved {dir}",
                 "nudge {obj} {dir}",
+                "shift {obj} over {dir}",
+                "drag {obj} {dir} by one cell",
             ),
             _H: ("{obj} has to be shifted {dir}", "take {obj} and move it {dir}"),
         },
         "zh": {
-            _T: ("把{obj}往{dir}挪", "{obj}向{dir}移"),
+            _T: (
+                "把{obj}往{dir}挪",
+                "{obj}向{dir}移",
+                "{obj}应该往{dir}移",
+                "把{obj}往{dir}推一格",
+                "将{obj}向{dir}平移",
+                "{obj}往{dir}挪一下",
+            ),
             _H: ("{obj}需要往{dir}移动", "把{obj}移到{dir}边"),
         },
     },
@@ -238,11 +353,22 @@ VALUE_FRAMES: dict[tuple[str, str], dict[str, dict[str, tuple[str, ...]]]] = {
                 "turn the picture gray",
                 "make it monochrome",
                 "i want the image in black and white",
+                "the picture should be grayscale",
+                "drain the colour from the picture",
+                "make it look like an old black and white photo",
             ),
             _H: ("the picture has to be black and white", "give the image a grayscale look"),
         },
         "zh": {
-            _T: (*TONE_PHRASES["grayscale"]["zh"], "把图片变成灰度图", "让图片变成黑白的"),
+            _T: (
+                *TONE_PHRASES["grayscale"]["zh"],
+                "把图片变成灰度图",
+                "让图片变成黑白的",
+                "图片应该是黑白的",
+                "把画面变成黑白",
+                "去掉图片的颜色",
+                "转成灰度",
+            ),
             _H: ("图片需要变成黑白", "给图片去色"),
         },
     },
@@ -253,11 +379,22 @@ VALUE_FRAMES: dict[tuple[str, str], dict[str, dict[str, tuple[str, ...]]]] = {
                 "turn the picture into a negative",
                 "reverse all colours",
                 "make the image look like a negative",
+                "the colours should be reversed",
+                "flip every colour to its opposite",
+                "i want inverted colours",
             ),
             _H: ("the colours have to be inverted", "give the picture inverted colours"),
         },
         "zh": {
-            _T: (*TONE_PHRASES["invert"]["zh"], "把颜色反转", "让图片变成负片效果"),
+            _T: (
+                *TONE_PHRASES["invert"]["zh"],
+                "把颜色反转",
+                "让图片变成负片效果",
+                "颜色应该反过来",
+                "把图片的颜色反过来",
+                "做成负片",
+                "对图片做反相处理",
+            ),
             _H: ("颜色需要反转", "给图片反色"),
         },
     },
@@ -430,14 +567,99 @@ _STATEMENT_STARTS = ("{", "i ", "i'd ", "the ", "there ", "背景", "字母", "�
 
 
 def framed(
-    category: str, edit: dict, lang: str, rng: random.Random, which: str = _T, imperative: bool = False
+    category: str,
+    edit: dict,
+    lang: str,
+    rng: random.Random,
+    which: str = _T,
+    imperative: bool = False,
+    unknown_words: int = 0,
 ) -> str:
     """The bare instruction from a random frame of set `which`, with random synonyms; `imperative` keeps
-    to frames that can be wrapped in "please ..." or "could you ...?"."""
+    to frames that can be wrapped in "please ..." or "could you ...?"; `unknown_words` inserts that many
+    words the grammar never uses (see `insert_unknown_words`)."""
     options = frames(category, edit, lang, which)
     if imperative:
         options = tuple(f for f in options if not f.startswith(_STATEMENT_STARTS)) or options
-    return _fill(rng.choice(options), edit, lang, rng, canonical=False)
+    frame = insert_unknown_words(rng.choice(options), lang, rng, unknown_words)
+    return _fill(frame, edit, lang, rng, canonical=False)
+
+
+# ---------------------------------------------------------------- unknown words
+
+# Everyday English fillers that no frame, wrapper or vocabulary list uses.
+EN_FILLERS = ("just", "now", "also", "maybe", "quickly", "simply", "actually", "then", "here", "really")
+
+
+def _grammar_texts() -> list[str]:
+    """Every string of the grammar, held-out frames and the world's templates included."""
+    texts: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, str):
+            texts.append(node)
+        elif isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, (tuple, list)):
+            for value in node:
+                walk(value)
+
+    tables = (FRAMES, VALUE_FRAMES, TEMPLATES, TONE_PHRASES, POLITE, QUESTIONS, COLOR_WORDS, SHAPE_WORDS)
+    tables += (POSITION_WORDS, DIRECTION_WORDS, TEXTURE_WORDS, STYLE_NOUNS, STYLE_ADJECTIVES)
+    for table in tables:
+        walk(table)
+    return [re.sub(r"\{\w+\}", " ", text) for text in texts]
+
+
+@functools.cache
+def _known() -> tuple[frozenset[str], frozenset[str]]:
+    """(English words, Chinese characters) that the grammar uses anywhere."""
+    texts = _grammar_texts()
+    words = {w for text in texts for w in re.findall(r"[a-z']+", text.lower())}
+    chars = {ch for text in texts for ch in text if "\u4e00" <= ch <= "\u9fff"}
+    return frozenset(words), frozenset(chars)
+
+
+def unknown_word(lang: str, rng: random.Random) -> str:
+    """A word the grammar never uses: an English filler or made-up word, or 1-2 random CJK characters.
+
+    Nothing of a held-out frame is ever drawn (the grammar's own words are excluded), so the held-out
+    evaluation still meets those words for the first time.
+    """
+    words, chars = _known()
+    if lang == "zh":
+        picked = ""
+        while len(picked) < rng.randint(1, 2):
+            ch = chr(rng.randint(0x4E00, 0x9FA5))
+            if ch not in chars:
+                picked += ch
+        return picked
+    if rng.random() < 0.3:
+        return rng.choice(EN_FILLERS)
+    while True:
+        made_up = "".join(
+            rng.choice("bcdfghjklmnprstvwz" if k % 2 == 0 else "aeiou") for k in range(rng.randint(4, 7))
+        )
+        if made_up not in words:
+            return made_up
+
+
+def insert_unknown_words(frame: str, lang: str, rng: random.Random, count: int) -> str:
+    """`count` unknown words at random places of a frame, never inside a field or a word.
+
+    Training with them teaches the model that an unfamiliar word carries no edit: a held-out frame like
+    "{obj}需要变成{color}" then reads as its familiar words, not as noise that steers the edit elsewhere.
+    """
+    for _ in range(count):
+        cuts = {0, len(frame)} | {m.start() for m in re.finditer(r"\{", frame)}
+        cuts |= {m.end() for m in re.finditer(r"\}", frame)}
+        if lang == "en":
+            cuts |= {m.start() for m in re.finditer(" ", frame)}
+        at = rng.choice(sorted(cuts))
+        word = unknown_word(lang, rng)
+        frame = frame[:at] + (f" {word} " if lang == "en" else word) + frame[at:]
+    return " ".join(frame.split()) if lang == "en" else frame
 
 
 def wrap(text: str, lang: str, rng: random.Random, kind: str) -> str:
@@ -513,13 +735,22 @@ def variant_instruction(category: str, edit: dict, lang: str, variant: str, rng:
 
 
 def training_instruction(
-    category: str, edit: dict, rng: random.Random, zh_fraction: float = 0.35, typo_prob: float = 0.3
+    category: str,
+    edit: dict,
+    rng: random.Random,
+    zh_fraction: float = 0.35,
+    typo_prob: float = 0.3,
+    unknown_prob: float = 0.0,
 ) -> tuple[str, str]:
     """A fresh (instruction, language) for one training draw: any training frame, synonyms, sometimes a
-    wrapper, end punctuation, typos (English) and random capitals. Never a held-out frame."""
+    wrapper, end punctuation, unknown words (each further one with probability `unknown_prob`, at most 3),
+    typos (English) and random capitals. Never a held-out frame."""
     lang = "zh" if rng.random() < zh_fraction else "en"
     roll = rng.random()
-    text = framed(category, edit, lang, rng, _T, imperative=roll < 0.4)
+    unknown = 0
+    while unknown < 3 and rng.random() < unknown_prob:
+        unknown += 1
+    text = framed(category, edit, lang, rng, _T, imperative=roll < 0.4, unknown_words=unknown)
     if roll < 0.25:
         text = wrap(text, lang, rng, "polite")
     elif roll < 0.4:

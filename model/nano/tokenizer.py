@@ -47,7 +47,7 @@ def instruction_corpus(n: int = 6000, seed: int = 12345) -> list[str]:
         t = make_triplet(seed, i, zh_fraction=0.5)
         texts += [
             t.instruction,
-            training_instruction(t.category, t.edit, rng, zh_fraction=0.5, typo_prob=0)[0],
+            training_instruction(t.category, t.edit, rng, zh_fraction=0.5, typo_prob=0, unknown_prob=0)[0],
         ]
     return template_words * 50 + texts
 

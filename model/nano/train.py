@@ -64,6 +64,7 @@ class TrainConfig:
     rephrase: bool = True  # a fresh grammar phrasing per draw (needs "edit" in the metadata)
     zh_fraction: float = 0.35  # share of Chinese phrasings when rephrasing
     typo_prob: float = 0.3  # chance of each further typo in an English phrasing
+    unknown_prob: float = 0.3  # chance of each further unknown word in a phrasing (at most 3)
     init_from: str | None = None  # warm start from this saved model folder
     model: NanoConfig = field(default_factory=NanoConfig)
 
@@ -127,8 +128,14 @@ class TripletBatcher:
                     self.prompt(caption) if self.prompt else prompt_ids(self.pipe, self.probe, caption)
                 )
             return self._caption_ids[caption]
+        config = self.config
         text, _ = training_instruction(
-            self.categories[i], self.edits[i], random, self.config.zh_fraction, self.config.typo_prob
+            self.categories[i],
+            self.edits[i],
+            random,
+            config.zh_fraction,
+            config.typo_prob,
+            config.unknown_prob,
         )
         return self.prompt(text)
 

@@ -13,10 +13,13 @@ from model.nano.grammar import (
     FRAMES,
     VALUE_FRAMES,
     VARIANTS,
+    _known,
     add_typo,
     frames,
     heldout_frame_list,
+    insert_unknown_words,
     training_instruction,
+    unknown_word,
     variant_instruction,
 )
 from model.nano.world import CATEGORIES, LANGUAGES, make_triplet
@@ -111,3 +114,56 @@ def test_apostrophes_stay_apostrophes():
     assert contraction.input_ids.shape[1] <= plain.input_ids.shape[1] + 4
     # ... while the official quote-aware path char-splits everything after the apostrophe.
     assert quoted.input_ids.shape[1] > contraction.input_ids.shape[1] + 10
+
+
+def _heldout_only_tokens():
+    """English words and Chinese characters of held-out frames that no training frame uses."""
+    train_words, train_chars, held_words, held_chars = set(), set(), set(), set()
+    for category in CATEGORIES:
+        for t in _edits(category, 6):
+            for lang in LANGUAGES:
+                for which, words, chars in (
+                    ("train", train_words, train_chars),
+                    ("heldout", held_words, held_chars),
+                ):
+                    for frame in frames(category, t.edit, lang, which):
+                        bare = re.sub(r"\{\w+\}", " ", frame)
+                        words |= set(re.findall(r"[a-z']+", bare))
+                        chars |= {ch for ch in bare if "\u4e00" <= ch <= "\u9fff"}
+    return held_words - train_words, held_chars - train_chars
+
+
+def test_unknown_words_are_never_grammar_words():
+    held_words, held_chars = _heldout_only_tokens()
+    assert "has" in held_words and "需" in held_chars  # the held-out structures really are unseen
+    rng = random.Random(3)
+    for _ in range(2000):
+        en, zh = unknown_word("en", rng), unknown_word("zh", rng)
+        assert en not in held_words and re.fullmatch(r"[a-z]+", en)
+        assert 1 <= len(zh) <= 2 and not set(zh) & held_chars
+
+
+def test_unknown_words_go_between_words_never_inside_a_field():
+    rng = random.Random(4)
+    for _ in range(300):
+        frame = insert_unknown_words("turn {obj} {color}", "en", rng, 2)
+        assert "{obj}" in frame and "{color}" in frame and "  " not in frame
+        assert len(frame.split()) == 5
+        original = "把{obj}变成{color}"
+        zh = insert_unknown_words(original, "zh", rng, 1)
+        added = [ch for ch in zh if ch not in original]
+        assert 1 <= len(added) <= 2 and "".join(ch for ch in zh if ch in original) == original
+        assert "变成{color}" in zh or "变成" + "".join(added) + "{color}" in zh  # "变成" itself stays whole
+    assert insert_unknown_words("turn {obj} {color}", "en", rng, 0) == "turn {obj} {color}"
+
+
+def test_training_draws_with_unknown_words_keep_the_edit_words():
+    rng = random.Random(5)
+    t = make_triplet(42, 0, categories=("color",), zh_fraction=0.0)
+    noisy = 0
+    for _ in range(300):
+        text, lang = training_instruction("color", t.edit, rng, typo_prob=0, unknown_prob=0.5)
+        plain_words = set(re.findall(r"[a-z]+", text.lower()))
+        if lang == "en":
+            noisy += not plain_words <= _known()[0]
+    assert 60 < noisy < 200  # about half of the English draws carry at least one unknown word
