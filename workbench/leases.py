@@ -15,10 +15,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, case, func, or_, select, update
+from sqlalchemy import bindparam, case, exists, func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from db.models import Assignment, Impression, Item, Rater, Study, utcnow
+from db.models import Assignment, CurationCandidate, Impression, Item, Rater, Study, utcnow
 from workbench import scheduler
 
 ASSIGNMENTS, IMPRESSIONS, ITEMS, RATERS = (
@@ -27,7 +27,7 @@ ASSIGNMENTS, IMPRESSIONS, ITEMS, RATERS = (
     Item.__table__,
     Rater.__table__,
 )
-STUDIES = Study.__table__
+STUDIES, CANDIDATES = Study.__table__, CurationCandidate.__table__
 B = bindparam
 T = TypeVar("T")
 STATES = ("done", "in_progress", "expired", "extra", "skipped")
@@ -135,6 +135,37 @@ def claim_or_sweep(
         expire_idle(conn, study_id, lease_seconds)
         got = claim()
     return got
+
+
+def _held_by_others(table, target):  # a SELECT COUNT statement
+    """Rows of `table` (items or candidates) the rater never had, on which another rater holds a live claim."""
+    mine, live = ASSIGNMENTS.alias("mine"), ASSIGNMENTS.alias("live")
+    conditions = [table.c.study_id == B("study_id")]
+    if table is ITEMS:
+        conditions.append(ITEMS.c.is_gold.is_(False))
+    return select(func.count()).where(
+        *conditions,
+        ~exists().where(mine.c.rater_id == B("rater_id"), getattr(mine.c, target) == table.c.id),
+        exists().where(
+            getattr(live.c, target) == table.c.id, live.c.status == "open", live.c.active_at >= B("cutoff")
+        ),
+    )
+
+
+_HELD = {
+    "preference": _held_by_others(ITEMS, "item_id"),
+    "curation": _held_by_others(CANDIDATES, "candidate_id"),
+}
+
+
+def held_by_others(conn: Connection, study_id: int, rater_id: int, kind: str, lease_seconds: int) -> int:
+    """How many items (candidates) the rater has not seen are held by other raters' live claims right now.
+
+    Asked when a rater gets nothing: "done" would be wrong while these may still come back to them, should a
+    claim lapse.
+    """
+    params = {"study_id": study_id, "rater_id": rater_id, "cutoff": cutoff(lease_seconds)}
+    return int(conn.execute(_HELD[kind], params).scalar_one())
 
 
 def release_rater(conn: Connection, study_id: int, rater_id: int) -> int:

@@ -267,6 +267,18 @@ class Workbench:
                 return False
             return studies.answers_done(s.connection(), st.id, self._rater_id(s, rater_handle)) >= st.quota
 
+    def held_by_others(self, study: StudyRef, rater_handle: str) -> int:
+        """How many items (curation: candidates) the rater has not seen are held by other raters' live claims.
+
+        When ``next_item`` / ``next_candidate`` gives None while this is above 0, the rater is not done for good:
+        a claim that lapses brings its item back.
+        """
+        with self.db.read.begin() as s:
+            st = self._study_record(s, study)
+            kind = "curation" if st.kind == "curation" else "preference"
+            rater_id = self._rater_id(s, rater_handle)
+            return leases.held_by_others(s.connection(), st.id, rater_id, kind, st.lease_seconds)
+
     def add_rater(self, handle: str, role: str = "rater") -> int:
         """Register a rater (idempotent for the same handle and role); returns the rater id."""
         if role not in ROLES:

@@ -319,3 +319,32 @@ def test_admin_gives_the_rater_link_and_reports_known_raters(browser, launched, 
     assert selected_tab(page) == "rate"
     ctx.close()
     assert not errors, errors
+
+
+def test_nothing_free_while_another_rater_holds_the_last_item(browser, launched):
+    from playwright.sync_api import expect
+
+    wb = launched.workbench
+    wb.create_study("held", kind="preference", k=1)
+    rng = np.random.default_rng(7)
+    for i in range(2):
+        src, *outs = (Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)) for _ in range(3))
+        wb.add_item("held", src, f"held edit {i}", outputs={f"h-{j}": o for j, o in enumerate(outs)})
+    wb.add_rater("held-a")
+    wb.next_item("held", "held-a")  # another rater's open screen holds one of the two items
+    ctx, page, errors = new_page(browser, LAPTOP)
+    open_url(page, f"{launched.url}?study=held&rater=held-b")
+    wait_viewer(page, "rate-viewer", 3)
+    page.get_by_role("radio", name="Tie").click()
+    page.locator("#rate-submit").click()
+    held = page.locator(".held-by-others")
+    expect(held).to_contain_text("Nothing free for you right now")
+    expect(held).to_contain_text("1 item is being answered by other people")
+    expect(page.locator("#rate-viewer .sx-pane")).to_have_count(0)
+    shot(page, "rate-held-by-others")
+    wb.release_claims("held", "held-a")  # the other rater left: the item is free again
+    page.locator("#rate-start").click()
+    wait_viewer(page, "rate-viewer", 3)
+    expect(held).to_have_count(0)
+    ctx.close()
+    assert not errors, errors

@@ -53,6 +53,22 @@ def test_curation_undo_restores_reasons_and_note(ctx):
     assert out[7:9] == (["artifacts", "wrong_region"], "seam")  # reasons, note
 
 
+def test_curation_end_screen_says_when_others_hold_candidates(ctx):
+    wb = ctx.workbench
+    wb.add_rater("cur-holder")
+    wb.add_rater("cur-waiter")
+    # The waiter reviews what is free while the holder keeps one candidate open.
+    holding = curate.next_candidate(ctx, "cur", "cur-holder")
+    while (task := curate.next_candidate(ctx, "cur", "cur-waiter")) is not None:
+        curate.submit_decision(ctx, task, "cur-waiter", "accept", [], "")
+    out = curate.show(ctx, "cur", "cur-waiter", None, "")
+    held = wb.held_by_others("cur", "cur-waiter")
+    assert held >= 1 and out[1] == {"done": True, "held_by_others": held}
+    assert "Nothing free for you right now" in out[5] and curate.FINISHED not in out[5]
+    curate.submit_decision(ctx, holding, "cur-holder", "accept", [], "")
+    assert curate.FINISHED in curate.show(ctx, "cur", "cur-holder", None, "")[5]
+
+
 def test_quota_done_shows_the_completion_code(ctx, monkeypatch):
     wb = ctx.workbench
     info = wb.study_info

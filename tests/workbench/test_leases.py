@@ -182,3 +182,25 @@ def test_concurrent_sweeps_release_each_lapsed_slot_once(wb, make_study):
     with wb.db.read.begin() as s:
         assert set(s.scalars(select(Item.assigned_count))) == {1}
     assert wb.study_progress("pref")["expired"] == 8
+
+
+def test_nothing_free_is_not_done_while_others_hold_unseen_items(wb, make_study, solid):
+    make_study(wb, n_items=2, k=1)
+    for h in ("ann", "bob"):
+        wb.add_rater(h)
+    ann = wb.next_item("pref", "ann")
+    bob = wb.next_item("pref", "bob")
+    wb.submit_vote(bob["impression_id"], "bob", "A", "b1")
+    assert wb.next_item("pref", "bob") is None
+    assert wb.held_by_others("pref", "bob") == 1  # ann's screen: it may still come back to bob
+    assert wb.held_by_others("pref", "ann") == 0  # her own claim and bob's answered item do not count
+    _idle(wb)  # ann's lease lapses: no longer held, and the next request hands it to bob
+    assert wb.held_by_others("pref", "bob") == 0
+    assert wb.next_item("pref", "bob")["item_id"] == ann["item_id"]
+
+    wb.create_study("cur", kind="curation", k=1, reasons=["artifacts"])
+    wb.add_candidate("cur", solid(1), "add a hat", solid(2))
+    held = wb.next_candidate("cur", "ann")
+    assert wb.next_candidate("cur", "bob") is None and wb.held_by_others("cur", "bob") == 1
+    wb.submit_decision(held["candidate_id"], "ann", "accept", idempotency_key="c1")
+    assert wb.held_by_others("cur", "bob") == 0  # decided with k = 1: gone for good

@@ -40,6 +40,7 @@ from workbench.ui.rating import (
 from workbench.ui.viewer import Pane, compare_viewer_html
 
 MAX_NOTE_CHARS = 2000
+FINISHED = "All candidates in this study are reviewed. Thank you!"
 SHORTCUTS_MD = (
     '<div class="shortcut-list">Shortcuts: <kbd>A</kbd> accept &middot; <kbd>R</kbd> reject (tick reasons first) '
     "&middot; <kbd>F</kbd> flag &middot; <kbd>U</kbd> undo (not while typing in a field)</div>"
@@ -64,22 +65,29 @@ def filter_html(task: dict[str, Any] | None) -> str:
     return f"<b>Filter score:</b> {escape(score_txt)} &middot; {escape(pub.get('filter_reason') or '')}"
 
 
-def screen(task: dict[str, Any] | None, message: str, ok: bool = True) -> tuple:
+def screen(task: dict[str, Any] | None, message: str, ok: bool = True, held: int = 0) -> tuple:
     """Outputs for every Curate event; reasons and note are cleared, or after an undo hold the withdrawn ones;
-    the "answered in another tab" question hidden."""
+    the "answered in another tab" question hidden. With no task, `held` unseen candidates held by other
+    curators make the end screen say "not yet"."""
     previous = (task or {}).get("public", {}).get("previous") or {}
     return (
         task,
-        public_json(task),
+        public_json(task, held),
         viewer_for(task),
         instruction_html(task),
         filter_html(task),
-        progress_html(task, finished_html("All candidates in this study are reviewed. Thank you!")),
+        progress_html(task, finished_html(FINISHED, held, noun="candidate")),
         status_html(message, ok),
         previous.get("reasons") or [],
         previous.get("note") or "",
         *no_question(),
     )
+
+
+def show(ctx: UIContext, study: str, handle: str, task: dict[str, Any] | None, message: str) -> tuple:
+    """`screen()` for the curator's `task`; with none, the end screen learns whether other curators still hold
+    candidates this one has not seen."""
+    return screen(task, message, held=0 if task is not None else ctx.workbench.held_by_others(study, handle))
 
 
 def next_candidate(ctx: UIContext, study: str, handle: str) -> dict[str, Any] | None:
@@ -216,7 +224,7 @@ def wire(ctx: UIContext, w: CurateWidgets) -> None:
         sign_in(ctx, handle)
         t = next_candidate(ctx, study_name, handle)
         choices = [(humanize(r), r) for r in ctx.workbench.study_info(study_name)["reasons"]]
-        shown = screen(t, f"Signed in as {handle}.")
+        shown = show(ctx, study_name, handle, t, f"Signed in as {handle}.")
         return (*shown[:7], gr.CheckboxGroup(choices=choices, value=[]), "", *shown[9:])
 
     @user_errors
@@ -226,20 +234,27 @@ def wire(ctx: UIContext, w: CurateWidgets) -> None:
             nxt, message = submit_decision(ctx, t, handle, decision, chosen, text)
         except AnsweredElsewhere as stale:
             return ask_question(n_screen, {"task": t, "answer": [decision, chosen, text]}, stale)
-        return screen(nxt, message)
+        return show(ctx, (t or {}).get("study"), handle, nxt, message)
 
     @user_errors
     def on_replace(asked, typed, secret, profile: gr.OAuthProfile | None = None):
         handle = check(typed, secret, profile)
         require(asked, "Nothing to replace.")
-        return screen(*submit_decision(ctx, asked["task"], handle, *asked["answer"], replace=True))
+        nxt, message = submit_decision(ctx, asked["task"], handle, *asked["answer"], replace=True)
+        return show(ctx, asked["task"]["study"], handle, nxt, message)
 
     @user_errors
     def on_keep(asked, typed, secret, profile: gr.OAuthProfile | None = None):
         handle = check(typed, secret, profile)
         require(asked, "Nothing to keep.")
-        nxt = next_candidate(ctx, asked["task"]["study"], handle)
-        return screen(nxt, "Kept your decision from the other tab.")
+        study_name = asked["task"]["study"]
+        return show(
+            ctx,
+            study_name,
+            handle,
+            next_candidate(ctx, study_name, handle),
+            "Kept your decision from the other tab.",
+        )
 
     @user_errors
     def on_undo(study_name, typed, secret, profile: gr.OAuthProfile | None = None):

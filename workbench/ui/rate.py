@@ -69,18 +69,22 @@ def viewer_for(task: dict[str, Any] | None) -> str:
 
 
 def screen(
-    task: dict[str, Any] | None, message: str, settings: RaterSettings = RaterSettings(), ok: bool = True
+    task: dict[str, Any] | None,
+    message: str,
+    settings: RaterSettings = RaterSettings(),
+    ok: bool = True,
+    held: int = 0,
 ) -> tuple:
     """Outputs for every Rate event: state, API json, viewer, instruction, progress, status, then the answer
     inputs, cleared or (after an undo) holding the withdrawn answer, and the "answered in another tab" question
-    hidden."""
+    hidden. With no task, `held` unseen items held by other raters make the end screen say "not yet"."""
     previous = (task or {}).get("public", {}).get("previous") or {}
     return (
         task,
-        public_json(task),
+        public_json(task, held),
         viewer_for(task),
         instruction_html(task),
-        progress_html(task, completion_html(settings, FINISHED), settings.quota),
+        progress_html(task, completion_html(settings, FINISHED, held), settings.quota),
         status_html(message, ok),
         previous.get("choice"),
         previous.get("semantic"),
@@ -99,11 +103,19 @@ def next_item(ctx: UIContext, study: str, handle: str) -> dict[str, Any] | None:
     return new_task(ctx.workbench.next_item(study, handle), PUBLIC_IMPRESSION_KEYS, study)
 
 
+def show(ctx: UIContext, study: str, handle: str, task: dict[str, Any] | None, message: str) -> tuple:
+    """`screen()` for the rater's `task` of `study`; with none, the end screen learns whether other raters
+    still hold items the rater has not seen (asked only then: it is one more query)."""
+    held = 0
+    if task is None and not quota_done(ctx.workbench, study, handle):
+        held = ctx.workbench.held_by_others(study, handle)
+    return screen(task, message, rater_settings(ctx.workbench, study), held=held)
+
+
 def open_screen(ctx: UIContext, study: str, handle: str) -> tuple:
     """Sign `handle` in and show their current (or next) item of `study`."""
     sign_in(ctx, handle)
-    task = next_item(ctx, study, handle)
-    return screen(task, f"Signed in as {handle}.", rater_settings(ctx.workbench, study))
+    return show(ctx, study, handle, next_item(ctx, study, handle), f"Signed in as {handle}.")
 
 
 def score(value: float | None, name: str) -> int | None:
@@ -278,22 +290,27 @@ def wire(ctx: UIContext, w: RateWidgets) -> None:
             nxt, message = submit_vote(ctx, t, handle, ch, sem, qual, ovl, text, shown)
         except AnsweredElsewhere as stale:
             return ask_question(n_screen, {"task": t, "answer": [ch, sem, qual, ovl, text, shown]}, stale)
-        return screen(nxt, message, rater_settings(ctx.workbench, (t or {}).get("study")))
+        return show(ctx, (t or {}).get("study"), handle, nxt, message)
 
     @user_errors
     def on_replace(asked, typed, key=None, profile: gr.OAuthProfile | None = None):
         require(asked, "Nothing to replace.")
         handle = holder(typed, key, profile)
         nxt, message = submit_vote(ctx, asked["task"], handle, *asked["answer"], replace=True)
-        return screen(nxt, message, rater_settings(ctx.workbench, asked["task"]["study"]))
+        return show(ctx, asked["task"]["study"], handle, nxt, message)
 
     @user_errors
     def on_keep(asked, typed, key=None, profile: gr.OAuthProfile | None = None):
         require(asked, "Nothing to keep.")
         handle = holder(typed, key, profile)
         study_name = asked["task"]["study"]
-        return screen(next_item(ctx, study_name, handle), "Kept your answer from the other tab.",
-                      rater_settings(ctx.workbench, study_name))  # fmt: skip
+        return show(
+            ctx,
+            study_name,
+            handle,
+            next_item(ctx, study_name, handle),
+            "Kept your answer from the other tab.",
+        )
 
     @user_errors
     def on_undo(study_name, typed, key=None, profile: gr.OAuthProfile | None = None):
@@ -310,9 +327,7 @@ def wire(ctx: UIContext, w: RateWidgets) -> None:
         handle = holder(typed, key, profile)
         require(t, "There is no item on screen.")
         ctx.workbench.skip(t["public"]["impression_id"], handle)
-        return screen(
-            next_item(ctx, t["study"], handle), "Skipped.", rater_settings(ctx.workbench, t["study"])
-        )
+        return show(ctx, t["study"], handle, next_item(ctx, t["study"], handle), "Skipped.")
 
     def on_study(study_name):
         text = ctx.workbench.study_info(study_name)["guidelines"] if study_name in study_names(ctx) else ""

@@ -70,10 +70,11 @@ def new_task(record: dict[str, Any] | None, keys: tuple[str, ...], study: str) -
     }
 
 
-def public_json(task: dict[str, Any] | None) -> dict[str, Any]:
-    """What API clients receive: public fields plus image URLs (content-hash file names only)."""
+def public_json(task: dict[str, Any] | None, held: int = 0) -> dict[str, Any]:
+    """What API clients receive: public fields plus image URLs (content-hash file names only); with no task,
+    ``done`` and how many unseen items other raters hold right now (``held_by_others``)."""
     if task is None:
-        return {"done": True}
+        return {"done": True, "held_by_others": held}
     urls = {k.replace("_path", "_url"): image_url(p) for k, p in task["paths"].items()}
     return {**task["public"], **urls, "done": False}
 
@@ -91,9 +92,16 @@ def progress_html(task: dict[str, Any] | None, finished_html: str, quota: int | 
     return f"<b>Item {min(done + 1, max(total, 1))} of {total}</b> &middot; {done} done"
 
 
-def finished_html(text: str) -> str:
-    """The 'nothing left' line for progress_html."""
-    return f"<b>{escape(text)}</b>"
+def finished_html(text: str, held: int = 0, noun: str = "item") -> str:
+    """The 'nothing left' line for progress_html; while other raters hold `held` unseen items it says that the
+    rater is not done for good instead (a claim that lapses brings its item back)."""
+    if not held:
+        return f"<b>{escape(text)}</b>"
+    many = f"{held} {noun}s are" if held != 1 else f"1 {noun} is"
+    return (
+        f'<div class="held-by-others"><b>Nothing free for you right now.</b> {many} being answered by other '
+        "people. If one of them stops, it comes back: press <b>Start / resume</b> again in a few minutes.</div>"
+    )
 
 
 def instruction_html(task: dict[str, Any] | None) -> str:

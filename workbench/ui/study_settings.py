@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from db.models import Study
 from workbench.ui.context import escape
+from workbench.ui.rating import finished_html
 
 SETTING_KEYS = ("quota", "completion_code", "redirect_url")
 
@@ -67,9 +68,10 @@ def safe_redirect(url: str) -> str | None:
     return url.strip() if parts.scheme in ("http", "https") and parts.netloc else None
 
 
-def completion_html(settings: RaterSettings, finished: str) -> str:
-    """The end screen: a thank-you line, the completion code and the link back to the recruiting platform."""
-    parts = [f"<b>{escape(finished)}</b>"]
+def completion_html(settings: RaterSettings, finished: str, held: int = 0) -> str:
+    """The end screen: a thank-you line (or, while other raters hold `held` unseen items, that more may come),
+    the completion code and the link back to the recruiting platform."""
+    parts = [finished_html(finished, held)]
     if settings.completion_code:
         parts.append(
             'Your completion code: <code class="completion-code" id="completion-code">'
