@@ -348,3 +348,46 @@ def test_nothing_free_while_another_rater_holds_the_last_item(browser, launched)
     expect(held).to_have_count(0)
     ctx.close()
     assert not errors, errors
+
+
+def test_curate_two_tabs_ask_before_replacing(browser, launched, admin_password):
+    from playwright.sync_api import expect
+
+    from tests.app.test_browser import expect_status, pick_study
+    from workbench.study_frames import decisions_frame
+
+    wb = launched.workbench
+    wb.create_study("cur-tabs", kind="curation", k=1, reasons=["artifacts"])
+    rng = np.random.default_rng(11)
+    for i in range(2):
+        src, tgt = (Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)) for _ in range(2))
+        wb.add_candidate("cur-tabs", src, f"tab edit {i}", tgt)
+    ctx = browser.new_context(viewport=LAPTOP)
+    tabs = [ctx.new_page(), ctx.new_page()]
+    for tab in tabs:
+        tab.set_default_timeout(60_000)
+        open_url(tab, f"{launched.url}#curate")
+        tab.locator("#curate-handle input, #curate-handle textarea").first.fill("two-tab-curator")
+        tab.locator("#curate-password input").fill(admin_password)
+        pick_study(tab, "curate-study", "cur-tabs")
+        tab.locator("#curate-start").click()
+        wait_viewer(tab, "curate-viewer", 2)
+    first = tabs[0].locator("#curate-instruction").inner_text()
+    assert tabs[1].locator("#curate-instruction").inner_text() == first  # one claim, shown in both tabs
+    tabs[0].locator("#curate-accept").click()
+    expect_status(tabs[0], "curate-status", "Accepted")
+    tabs[1].get_by_label("Artifacts").check()
+    tabs[1].locator("#curate-reject").click()
+    question = tabs[1].locator("#curate-conflict").first
+    expect(question).to_be_visible()
+    expect(question).to_contain_text("You answered this in another tab (accept). Replace with reject?")
+    expect(question).to_be_in_viewport()
+    shot(tabs[1], "curate-two-tabs-question")
+    study_id = wb.study_info("cur-tabs")["study_id"]
+    assert list(decisions_frame(wb, study_id)["decision"]) == ["accept"]  # nothing stored while asking
+    tabs[1].locator("#curate-replace").click()
+    expect(question).to_be_hidden()
+    expect(tabs[1].locator("#curate-instruction")).not_to_have_text(first)  # on to the next candidate
+    decisions = decisions_frame(wb, study_id)
+    assert list(decisions["decision"]) == ["reject"] and list(decisions["reasons"]) == [["artifacts"]]
+    ctx.close()
