@@ -177,6 +177,22 @@ class Rater(Base):
     browser_key_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
+class RaterSession(Base):
+    """A recruiting platform's ids for a rater's visit to a study (Prolific's STUDY_ID and SESSION_ID), kept so
+    answers can be matched to the platform's submissions when paying or reviewing."""
+
+    __tablename__ = "rater_sessions"
+    __table_args__ = (UniqueConstraint("study_id", "rater_id", "platform", "session"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    external_study: Mapped[str] = mapped_column(String(100))
+    session: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class CurationCandidate(Base):
     __tablename__ = "curation_candidates"
     __table_args__ = (

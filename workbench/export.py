@@ -2,7 +2,8 @@
 
 Tables written per study: ``votes`` (current votes in FastChat's shape, for analysis), ``vote_history`` (every
 row, undos and edits included), ``impressions`` (what each rater saw, with sides), ``items``; for curation
-studies ``decisions`` (current), ``decision_history`` and ``candidates``. Nested values (metadata, reasons) are
+studies ``decisions`` (current), ``decision_history`` and ``candidates``; for every study ``rater_sessions`` (a
+recruiting platform's study and session ids per rater). Nested values (metadata, reasons) are
 JSON text in CSV/Parquet and objects in JSONL. CSV cells that a spreadsheet would evaluate are neutralised
 (workbench.csvsafe); Parquet and JSONL keep the raw values.
 """
@@ -20,6 +21,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from db.models import Assignment, CurationCandidate, Decision, Impression, Item, Rater, Vote
+from workbench import rater_sessions
 from workbench.csvsafe import write_csv
 from workbench.lookup import StudyRef
 from workbench.reading import StudyReader
@@ -95,9 +97,10 @@ def _curation_tables(wb: StudyReader, study_id: int) -> dict[str, pd.DataFrame]:
 def study_tables(wb: StudyReader, study: StudyRef) -> dict[str, pd.DataFrame]:
     """Every exported table of the study, by name."""
     info = wb.study_info(study)
+    visits = {"rater_sessions": _frame(wb, rater_sessions.listing_query(info["study_id"]))}
     if info["kind"] == "curation":
-        return _curation_tables(wb, info["study_id"])
-    return {"votes": votes_frame(wb, info["study_id"]), **_history_tables(wb, info["study_id"])}
+        return {**_curation_tables(wb, info["study_id"]), **visits}
+    return {"votes": votes_frame(wb, info["study_id"]), **_history_tables(wb, info["study_id"]), **visits}
 
 
 def _flat(frame: pd.DataFrame) -> pd.DataFrame:

@@ -43,7 +43,7 @@ from db.models import (
     Vote,
     utcnow,
 )
-from workbench import leases, scheduler, studies
+from workbench import leases, rater_sessions, scheduler, studies
 from workbench.answers import answered_before, check_new_key, check_scores, last_standing
 from workbench.curation_queue import Curation
 from workbench.image_store import ImageLike, ImageStore
@@ -278,6 +278,25 @@ class Workbench:
             kind = "curation" if st.kind == "curation" else "preference"
             rater_id = self._rater_id(s, rater_handle)
             return leases.held_by_others(s.connection(), st.id, rater_id, kind, st.lease_seconds)
+
+    def record_rater_session(
+        self, study: StudyRef, rater_handle: str, platform: str, external_study: str, session: str
+    ) -> bool:
+        """Store a recruiting platform's ids for the rater's visit to the study (``platform`` "prolific": its
+        STUDY_ID and SESSION_ID). Idempotent: True when the visit is new."""
+        ids = rater_sessions.check_ids(platform, external_study, session)
+
+        def write(s: Session) -> bool:
+            st = self._study_record(s, study)
+            return rater_sessions.record(s.connection(), st.id, self._rater_id(s, rater_handle), *ids)
+
+        return self.db.run_write(write)
+
+    def rater_sessions(self, study: StudyRef) -> list[dict[str, Any]]:
+        """The platform ids stored for the study's raters (``rater``, ``platform``, ``external_study``,
+        ``session``, ``created_at``), oldest first."""
+        with self.db.read.begin() as s:
+            return rater_sessions.listing(s.connection(), self._study_record(s, study).id)
 
     def add_rater(self, handle: str, role: str = "rater") -> int:
         """Register a rater (idempotent for the same handle and role); returns the rater id."""

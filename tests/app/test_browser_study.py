@@ -98,6 +98,10 @@ def test_rater_link_signs_in_opens_rate_and_survives_reload(browser, launched):
     expect(page.locator("#rate-status")).to_contain_text("Signed in as 5f1a2b3c4d5e6f7a8b9c0d1e")
     item = page.locator("#rate-instruction").inner_text()
     shot(page, "rate-link")
+    visits = launched.workbench.rater_sessions("pref")  # kept for matching answers to Prolific's submissions
+    assert [(v["rater"], v["external_study"], v["session"]) for v in visits] == [
+        ("5f1a2b3c4d5e6f7a8b9c0d1e", "study-42", "session-7")
+    ]
 
     open_url(page, f"{launched.url}#rate")  # a reload without the link's parameters
     wait_viewer(page, "rate-viewer", 3)

@@ -215,3 +215,29 @@ def test_rater_link_restore(ctx):
     on_rate = rater_link.restore(ctx, w, saved, "pref", "http://h/#rate", key)
     resumed = on_rate[3]["public"]["impression_id"]
     assert resumed == out[3]["public"]["impression_id"]  # the same item again, not a new one
+
+
+def test_prolific_link_stores_study_and_session_ids_once(ctx, tmp_path):
+    from workbench.export import study_tables
+
+    with gr.Blocks():
+        w = rate.layout(ctx)
+    pid, key = "5f1a2b3c4d5e6f7a8b9c0d1e", "p" * 40
+    url = f"http://h/?study=pref&PROLIFIC_PID={pid}&STUDY_ID=study-42&SESSION_ID=session-7#rate"
+    for _ in range(2):  # a reload signs in again but stores the visit once
+        out = rater_link.restore(ctx, w, None, "pref", url, key)
+        assert out[1] == pid and out[3]["public"]["impression_id"]
+    rows = ctx.workbench.rater_sessions("pref")
+    assert [(r["rater"], r["platform"], r["external_study"], r["session"]) for r in rows] == [
+        (pid, "prolific", "study-42", "session-7")
+    ]
+    exported = study_tables(ctx.workbench, "pref")["rater_sessions"]
+    assert list(exported["session"]) == ["session-7"]
+    # An unfilled placeholder is not stored, and the rater still gets their screen.
+    raw = "http://h/?study=pref&PROLIFIC_PID=raw-pid&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}#rate"
+    out = rater_link.restore(ctx, w, None, "pref", raw, "q" * 40)
+    assert out[3]["public"]["impression_id"] and len(ctx.workbench.rater_sessions("pref")) == 1
+    with pytest.raises(ValueError, match="session id"):
+        ctx.workbench.record_rater_session("pref", pid, "prolific", "study-42", "x" * 101)
+    with pytest.raises(ValueError, match="platform"):
+        ctx.workbench.record_rater_session("pref", pid, "mturk", "a", "b")

@@ -81,7 +81,7 @@ def test_cli_flow(db_url, tmp_path, capsys, solid):
     assert _run(capsys, "import-battles", str(battles), "--study", "s", *common)[0] == 0
     code, out, _ = _run(capsys, "export", "--study", "s", "--out", str(tmp_path / "exp"), *common)
     files = json.loads(out)["files"]
-    assert len(files) == 4 * 3
+    assert len(files) == 5 * 3  # votes, vote_history, impressions, items, rater_sessions; 3 formats each
     votes = pd.read_parquet(tmp_path / "exp" / "votes.parquet")
     assert len(votes) == 17 and set(votes["winner"]) <= {"model_a", "model_b", "tie"}
     assert len(pd.read_csv(tmp_path / "exp" / "vote_history.csv")) == 16
@@ -168,7 +168,12 @@ def test_accepted_set_in_finetune_format(wb, tmp_path, solid):
 
     assert len(read_metadata(path)) == 1  # the trainer's own reader accepts the file
     files = export_study(wb, "c", tmp_path / "cur", formats=("jsonl",))
-    assert {p.name for p in files} == {"decisions.jsonl", "decision_history.jsonl", "candidates.jsonl"}
+    assert {p.name for p in files} == {
+        "decisions.jsonl",
+        "decision_history.jsonl",
+        "candidates.jsonl",
+        "rater_sessions.jsonl",
+    }
 
 
 def test_backup_while_writing_and_restore(tmp_path, solid):

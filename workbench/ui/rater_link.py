@@ -8,6 +8,7 @@ their item is opened when the page shows the Rate tab (the tab is kept in the UR
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -18,9 +19,11 @@ from workbench.ui.context import UIContext, status_html, study_names
 from workbench.ui.rate import RateWidgets, open_screen
 from workbench.ui.rating import resolve_handle, sign_in
 
+log = logging.getLogger(__name__)
 # Query parameters naming the rater, in order of preference (PROLIFIC_PID: Prolific's participant id).
 HANDLE_PARAMS = ("PROLIFIC_PID", "rater")
-# Prolific fills these placeholders in a study URL; the values are echoed nowhere and stored nowhere.
+# Prolific fills these placeholders in a study URL; STUDY_ID and SESSION_ID are stored with the study and the
+# rater (workbench.rater_sessions, for matching answers to Prolific's submissions) and echoed nowhere.
 PROLIFIC_QUERY = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
 # Runs in the browser before the restore handler: the page's own URL (query and hash, which says which tab is
 # showing). The server never sees it otherwise: events are posted to the queue's URL.
@@ -34,6 +37,15 @@ def link_params(url: str) -> tuple[str | None, str | None]:
     handle = next((query[k].strip() for k in HANDLE_PARAMS if (query.get(k) or "").strip()), None)
     study = (query.get("study") or "").strip() or None
     return handle, study
+
+
+def platform_ids(url: str) -> tuple[str, str, str] | None:
+    """("prolific", STUDY_ID, SESSION_ID) named by a Prolific link, else None."""
+    query = dict(parse_qsl(urlsplit(url or "").query))
+    if not (query.get("PROLIFIC_PID") or "").strip():
+        return None
+    external_study, session = ((query.get(k) or "").strip() for k in ("STUDY_ID", "SESSION_ID"))
+    return ("prolific", external_study, session) if external_study and session else None
 
 
 def page_url(request: gr.Request | None) -> str:
@@ -115,6 +127,12 @@ def restore(
     except (gr.Error, ValueError, LookupError, PermissionError) as exc:
         message = getattr(exc, "message", None) or str(exc)
         return [tabs, handle, picker, *_error_screen(w, message), gr.skip(), gr.skip()]
+    ids = platform_ids(url or "") if from_link and study else None
+    if ids:
+        try:
+            ctx.workbench.record_rater_session(study, handle, *ids)
+        except ValueError as exc:  # e.g. an unfilled "{{%SESSION_ID%}}": the rater can still rate
+            log.warning("rater link of %r: platform ids not stored: %s", study, exc)
     return [tabs, handle, picker, *screen, {"handle": handle, "study": study}, key]
 
 
