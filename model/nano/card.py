@@ -49,7 +49,8 @@ def write_model_card(model_dir: str | Path, notes: str = "") -> Path:
         "- Instructions: every time a triplet is drawn it is asked anew from the grammar of",
         "  `model/nano/grammar.py` (English or Chinese; several sentence frames per category, synonyms for",
         "  colours, shapes, positions, textures and styles, polite wrappers, questions, end punctuation,",
-        "  random capitals, keyboard typos). Text is normalised before tokenising (NFKC, straight quotes,",
+        "  random capitals, keyboard typos, and unknown words - fillers, made-up words, random CJK characters -",
+        "  that teach it to read past words it does not know). Text is normalised before tokenising (NFKC, straight quotes,",
         "  lower case), so capitals and full-width punctuation do not change the tokens.",
         "- Held-out evaluation edits come from a disjoint split (hash of source scene + language-free edit),",
         "  so no evaluated edit was trained on in any wording. These sentence frames were never trained:",
@@ -96,7 +97,9 @@ def write_model_card(model_dir: str | Path, notes: str = "") -> Path:
     lines += [
         "## Limitations",
         "- Only the synthetic world at 32x32 pixels; real photos are resized to 32x32 and come back blurry.",
-        "- Words outside the grammar's vocabulary are tokenised but not understood.",
+        "- Words outside the grammar's vocabulary are not understood; the model reads past them, so an",
+        "  instruction whose meaning rests on an unknown word (a new colour name, a verb with no known word",
+        "  beside it) is not followed.",
     ]
     if notes:
         lines += ["", "## Notes", notes]

@@ -327,7 +327,7 @@ def test_a_lapsed_lease_frees_the_item_and_the_late_vote_is_kept(browser, launch
     fast.locator("#rate-handle input, #rate-handle textarea").first.fill("fast-rater")
     rate_in(slow, "short-lease", "slow-rater")
     fast.locator("#rate-start").click()
-    expect(fast.locator("#rate-progress")).to_contain_text("You are done with this study")  # slot held
+    expect(fast.locator("#rate-progress")).to_contain_text("Nothing free for you right now")  # slot held
     fast.wait_for_timeout(8_500)  # the slow rater's lease runs out
     fast.locator("#rate-start").click()
     expect(fast.locator("#rate-viewer .sx-pane")).to_have_count(3, timeout=30_000)
