@@ -395,3 +395,30 @@ def test_curate_two_tabs_ask_before_replacing(browser, launched, admin_password)
     decisions = decisions_frame(wb, study_id)
     assert list(decisions["decision"]) == ["reject"] and list(decisions["reasons"]) == [["artifacts"]]
     ctx.close()
+
+
+def test_a_study_picked_while_the_list_refreshes_stays_picked(browser, launched, monkeypatch, portrait_study):
+    import time
+
+    from playwright.sync_api import expect
+
+    wb = launched.workbench
+    listing = wb.list_studies
+    ctx, page, errors = new_page(browser, LAPTOP)
+    open_url(page, f"{launched.url}#rate")
+    box = page.locator("#rate-study input")
+    first = box.input_value()
+    other = portrait_study if first != portrait_study else "pref"
+
+    def slow_listing(*args, **kwargs):  # the refresh that opening the picker starts arrives late
+        time.sleep(2)
+        return listing(*args, **kwargs)
+
+    monkeypatch.setattr(wb, "list_studies", slow_listing)
+    box.click()
+    page.get_by_role("option", name=other, exact=True).click()  # picked from the list already shown
+    expect(box).to_have_value(other)
+    page.wait_for_timeout(3000)  # the late refresh has arrived by now
+    expect(box).to_have_value(other)
+    ctx.close()
+    assert not errors, errors

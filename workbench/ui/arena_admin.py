@@ -22,7 +22,15 @@ from workbench.arena.store import (
 )
 from workbench.ui.admin import check_admin
 from workbench.ui.arena import ArenaUI
-from workbench.ui.context import DB_EVENT, UIContext, require, status_html, study_names, user_errors
+from workbench.ui.context import (
+    DB_EVENT,
+    UIContext,
+    refresh_choices,
+    require,
+    status_html,
+    study_names,
+    user_errors,
+)
 from workbench.ui.downloads import private_path, safe_name
 
 EXAMPLE = (Path(__file__).resolve().parents[1] / "arena" / "demo_contestants.toml").read_text(
@@ -170,8 +178,7 @@ def build(ctx: UIContext, ui: ArenaUI) -> None:
     def on(button: gr.Button, fn, inputs: list, outputs: list) -> None:
         button.click(guarded(fn), [password, *inputs], outputs, api_visibility="private", **DB_EVENT)
 
-    study.focus(lambda current: gr.Dropdown(choices=study_names(ctx, "arena"), value=current), [study], [study],
-                api_visibility="private", queue=False)  # fmt: skip
+    study.focus(refresh_choices(ctx, "arena"), None, [study], api_visibility="private", queue=False)
     on(declare_button, declare, [study, text, spec_file], [declared])
     on(show_health, health_table, [study], [health])
     on(show_queue, queue_view, [study, state], [queue, images])

@@ -94,6 +94,12 @@ def study_names(ctx: UIContext, kind: str | None = None, include_archived: bool 
     return [s["name"] for s in studies if kind is None or s["kind"] == kind]
 
 
+def refresh_choices(ctx: UIContext, kind: str | None, include_archived: bool = False) -> Callable[[], Any]:
+    """A handler for when a study picker is opened: the study list only. Setting the value too would undo a
+    choice the user made while the list was on its way (a slow connection, a loaded server)."""
+    return lambda: gr.update(choices=study_names(ctx, kind, include_archived))
+
+
 def study_picker(
     ctx: UIContext, kind: str | None, include_archived: bool = False, **kwargs: Any
 ) -> gr.Dropdown:

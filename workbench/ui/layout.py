@@ -8,12 +8,14 @@ import gradio as gr
 
 from workbench.image_store import ImageStore
 from workbench.ui import admin, arena, arena_admin, curate, edit, rate, rater_link, results, serving
-from workbench.ui.context import UIContext, study_names
+from workbench.ui.context import UIContext, refresh_choices, study_names
 from workbench.ui.page import css, head_html
 from workbench.ui.settings import AppSettings
 
 
 def _refresh(ctx: UIContext, kind: str | None, include_archived: bool = False):
+    """On page load: the study list, and a valid selection."""
+
     def choices(current: str | None):
         names = study_names(ctx, kind, include_archived)
         value = current if current in names else (names[0] if names else None)
@@ -51,9 +53,12 @@ def build_demo(settings: AppSettings, editor: Any, workbench: Any) -> gr.Blocks:
                    (curate_study, "curation", False), (results_study, None, True), (admin_study, None, True),
                    (arena_study, "arena", False)]  # fmt: skip
         for picker, kind, archived in pickers:
-            refresh = _refresh(ctx, kind, archived)
-            loaded = demo.load(refresh, [picker], [picker], api_visibility="private", queue=False)
-            picker.focus(refresh, [picker], [picker], api_visibility="private", queue=False)
+            loaded = demo.load(
+                _refresh(ctx, kind, archived), [picker], [picker], api_visibility="private", queue=False
+            )
+            picker.focus(
+                refresh_choices(ctx, kind, archived), None, [picker], api_visibility="private", queue=False
+            )
             if picker is rating.study:  # then sign the rater in from a rater link or the browser's storage
                 rater_link.wire(ctx, loaded, tabs, rating)
     return demo
