@@ -23,6 +23,7 @@ from make_hostile import tagged_png
 from PIL import Image
 
 from db.backup import table_counts
+from tests.app.test_browser import pick_study
 
 pytestmark = pytest.mark.slow
 
@@ -221,8 +222,7 @@ def test_instruction_and_comment_are_escaped_in_the_browser(live_app: LiveApp, c
         page.wait_for_function("window.__studioLoaded === true", timeout=60_000)  # the app's readiness marker
         page.get_by_role("tab", name="Rate", exact=True).click()
         page.locator("#rate-handle textarea, #rate-handle input").first.fill("r1")
-        page.locator("#rate-study input").first.click()
-        page.get_by_role("option", name="xss-study").click()
+        pick_study(page, "rate-study", "xss-study")
         page.locator("#rate-start").click()
         expect(page.locator("#rate-instruction")).to_contain_text("onerror=window.__pwned=1", timeout=30_000)
         page.get_by_role("radio", name="A (left)").check()
@@ -409,8 +409,7 @@ def test_study_guidelines_render_no_forms_and_load_nothing_external(
         page.wait_for_function("window.__studioLoaded === true", timeout=60_000)
         page.get_by_role("tab", name="Rate", exact=True).click()
         page.locator("#rate-handle textarea, #rate-handle input").first.fill("r2")
-        page.locator("#rate-study input").first.click()
-        page.get_by_role("option", name="guided").click()
+        pick_study(page, "rate-study", "guided")
         page.get_by_text("Guidelines and shortcuts", exact=True).click()
         page.locator("#rate-start").click()
         guidelines = page.locator("#rate-study-guidelines")
@@ -458,8 +457,7 @@ def test_a_handle_stays_with_the_browser_that_first_used_it(live_app: LiveApp, c
         page.wait_for_function("window.__studioLoaded === true", timeout=60_000)
         page.get_by_role("tab", name="Rate", exact=True).click()
         page.locator("#rate-handle textarea, #rate-handle input").first.fill("owner")
-        page.locator("#rate-study input").first.click()
-        page.get_by_role("option", name="blind", exact=True).click()
+        pick_study(page, "rate-study", "blind")
         page.locator("#rate-start").click()
 
     with sync_playwright() as p:
@@ -479,6 +477,9 @@ def test_a_handle_stays_with_the_browser_that_first_used_it(live_app: LiveApp, c
         assert table_counts(live_app.db_url) == before
         sign_in(a)  # the same browser later (its key is in localStorage)
         expect(a.locator("#rate-status")).to_contain_text("Signed in as owner", timeout=30_000)
+        # Close it first: on a loaded machine its page-load sign-in (from the saved handle) may still be on its
+        # way and would bind the handle to it again after the reset.
+        a.context.close()
         wb = Workbench(db_url=live_app.db_url, data_dir=str(live_app.data_dir))
         assert reset(wb, ["owner"]) == 1
         wb.close()
