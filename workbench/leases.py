@@ -137,24 +137,21 @@ def claim_or_sweep(
     return got
 
 
-def _held_by_others(table, target):  # a SELECT COUNT statement
+def _held_by_others(table, assignment_column):  # a SELECT COUNT statement
     """Rows of `table` (items or candidates) the rater never had, on which another rater holds a live claim."""
-    mine, live = ASSIGNMENTS.alias("mine"), ASSIGNMENTS.alias("live")
-    conditions = [table.c.study_id == B("study_id")]
+    live = ASSIGNMENTS.alias("live")
+    conditions = [table.c.study_id == B("study_id"), scheduler.unseen(table.c.id, assignment_column)]
     if table is ITEMS:
         conditions.append(ITEMS.c.is_gold.is_(False))
-    return select(func.count()).where(
-        *conditions,
-        ~exists().where(mine.c.rater_id == B("rater_id"), getattr(mine.c, target) == table.c.id),
-        exists().where(
-            getattr(live.c, target) == table.c.id, live.c.status == "open", live.c.active_at >= B("cutoff")
-        ),
+    held = exists().where(
+        live.c[assignment_column.name] == table.c.id, live.c.status == "open", live.c.active_at >= B("cutoff")
     )
+    return select(func.count()).where(*conditions, held)
 
 
 _HELD = {
-    "preference": _held_by_others(ITEMS, "item_id"),
-    "curation": _held_by_others(CANDIDATES, "candidate_id"),
+    "preference": _held_by_others(ITEMS, ASSIGNMENTS.c.item_id),
+    "curation": _held_by_others(CANDIDATES, ASSIGNMENTS.c.candidate_id),
 }
 
 

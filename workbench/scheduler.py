@@ -73,7 +73,7 @@ _OPEN_IMPRESSION = (
 )
 
 
-def _unseen(target_id_column, assignment_column):  # SQL expressions
+def unseen(target_id_column, assignment_column):  # SQL expressions
     """No assignment of this rater points at the row (the "never twice" rule, served by UNIQUE(rater, item))."""
     return ~exists().where(ASSIGNMENTS.c.rater_id == B("rater_id"), assignment_column == target_id_column)
 
@@ -96,15 +96,15 @@ def _claim(table):
     )
 
 
-_ITEM_QUEUE = _queue(ITEMS, ITEMS.c.is_gold.is_(False), _unseen(ITEMS.c.id, ASSIGNMENTS.c.item_id))
-_CANDIDATE_QUEUE = _queue(CANDIDATES, _unseen(CANDIDATES.c.id, ASSIGNMENTS.c.candidate_id))
+_ITEM_QUEUE = _queue(ITEMS, ITEMS.c.is_gold.is_(False), unseen(ITEMS.c.id, ASSIGNMENTS.c.item_id))
+_CANDIDATE_QUEUE = _queue(CANDIDATES, unseen(CANDIDATES.c.id, ASSIGNMENTS.c.candidate_id))
 _CLAIM = {ITEMS.name: _claim(ITEMS), CANDIDATES.name: _claim(CANDIDATES)}
 _GOLD_QUEUE = (
     select(ITEMS.c.id)
     .where(
         ITEMS.c.study_id == B("study_id"),
         ITEMS.c.is_gold.is_(True),
-        _unseen(ITEMS.c.id, ASSIGNMENTS.c.item_id),
+        unseen(ITEMS.c.id, ASSIGNMENTS.c.item_id),
     )
     .order_by(ITEMS.c.order_key)
     .limit(CANDIDATE_WINDOW)
