@@ -646,16 +646,22 @@ def unknown_word(lang: str, rng: random.Random) -> str:
 
 
 def insert_unknown_words(frame: str, lang: str, rng: random.Random, count: int) -> str:
-    """`count` unknown words at random places of a frame, never inside a field or a word.
+    """`count` unknown words at random places of a frame, never inside a field; in English never inside a
+    word, in Chinese (written without spaces) between any two characters.
 
     Training with them teaches the model that an unfamiliar word carries no edit: a held-out frame like
     "{obj}需要变成{color}" then reads as its familiar words, not as noise that steers the edit elsewhere.
+    Chinese needs the inner places too: an extra character inside a phrase ("改X成") is how Chinese
+    says many things in other words, and a model trained only on unknown words next to the fields
+    failed every "改写成".
     """
     for _ in range(count):
-        cuts = {0, len(frame)} | {m.start() for m in re.finditer(r"\{", frame)}
-        cuts |= {m.end() for m in re.finditer(r"\}", frame)}
+        fields = [m.span() for m in re.finditer(r"\{\w+\}", frame)]
         if lang == "en":
-            cuts |= {m.start() for m in re.finditer(" ", frame)}
+            cuts = {0, len(frame)} | {m.start() for m in re.finditer(" ", frame)}
+            cuts |= {edge for span in fields for edge in span}
+        else:
+            cuts = {i for i in range(len(frame) + 1) if not any(a < i < b for a, b in fields)}
         at = rng.choice(sorted(cuts))
         word = unknown_word(lang, rng)
         frame = frame[:at] + (f" {word} " if lang == "en" else word) + frame[at:]

@@ -145,15 +145,19 @@ def test_unknown_words_are_never_grammar_words():
 
 def test_unknown_words_go_between_words_never_inside_a_field():
     rng = random.Random(4)
+    places = set()
     for _ in range(300):
         frame = insert_unknown_words("turn {obj} {color}", "en", rng, 2)
         assert "{obj}" in frame and "{color}" in frame and "  " not in frame
         assert len(frame.split()) == 5
         original = "把{obj}变成{color}"
         zh = insert_unknown_words(original, "zh", rng, 1)
-        added = [ch for ch in zh if ch not in original]
+        added = "".join(ch for ch in zh if ch not in original)
         assert 1 <= len(added) <= 2 and "".join(ch for ch in zh if ch in original) == original
-        assert "变成{color}" in zh or "变成" + "".join(added) + "{color}" in zh  # "变成" itself stays whole
+        assert "{obj}" in zh and "{color}" in zh  # a field is never split
+        places.add(zh.index(added[0]))
+    # Chinese has no spaces: every place outside a field is used, "变X成" included
+    assert places == {0, 1, 6, 7, 8, 15}
     assert insert_unknown_words("turn {obj} {color}", "en", rng, 0) == "turn {obj} {color}"
 
 
