@@ -548,7 +548,8 @@ def frames(category: str, edit: dict, lang: str, which: str) -> tuple[str, ...]:
     return own + extra
 
 
-def _fill(frame: str, edit: dict, lang: str, rng: random.Random, canonical: bool) -> str:
+def fill(frame: str, edit: dict, lang: str, rng: random.Random, canonical: bool = False) -> str:
+    """A frame filled in for an edit: random synonyms, or the world's canonical words (`canonical`)."""
     text = frame.format(**(template_fields(edit, lang) if canonical else _fields(edit, lang, rng)))
     if lang == "en" and not canonical and "colour" in text and rng.random() < 0.5:
         text = text.replace("colour", "color")
@@ -559,7 +560,7 @@ def template_instruction(category: str, edit: dict, lang: str, rng: random.Rando
     """One of the world's fixed templates, with the canonical words (what the old model was trained on)."""
     if category == "tone":
         return rng.choice(TONE_PHRASES[edit["tone"]][lang])
-    return _fill(rng.choice(TEMPLATES[category][lang]), edit, lang, rng, canonical=True)
+    return fill(rng.choice(TEMPLATES[category][lang]), edit, lang, rng, canonical=True)
 
 
 # Statements ("the X should be blue", "i want ...") read wrong inside "could you ...?" or "please ...".
@@ -582,7 +583,7 @@ def framed(
     if imperative:
         options = tuple(f for f in options if not f.startswith(_STATEMENT_STARTS)) or options
     frame = insert_unknown_words(rng.choice(options), lang, rng, unknown_words)
-    return _fill(frame, edit, lang, rng, canonical=False)
+    return fill(frame, edit, lang, rng, canonical=False)
 
 
 # ---------------------------------------------------------------- unknown words
