@@ -34,15 +34,26 @@ def examples_dir() -> Path:
     return SHARED_EXAMPLES
 
 
+def _has_chinese_font() -> bool:
+    if not shutil.which("fc-list"):
+        return True  # not a fontconfig system: nothing to install the usual way
+    listed = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True, check=False)
+    return bool(listed.stdout.strip())
+
+
 @pytest.fixture(scope="session")
 def chromium() -> dict:
     """Playwright launch options for Debian's Chromium, installed with apt-get when missing and we are root
-    (CI); elsewhere the browser tests skip with the reason."""
-    if not Path(CHROMIUM).exists() and os.geteuid() == 0 and shutil.which("apt-get"):
+    (CI), with a Chinese font so that screenshots of Chinese instructions show characters, not boxes;
+    elsewhere the browser tests skip with the reason."""
+    packages = [] if Path(CHROMIUM).exists() else ["chromium", "fonts-dejavu-core"]
+    if not _has_chinese_font():
+        packages.append("fonts-wqy-zenhei")
+    if packages and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update"], check=False, env=env, capture_output=True, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "chromium", "fonts-dejavu-core"], check=False, env=env,
-                       capture_output=True, timeout=900)  # fmt: skip
+        subprocess.run(["apt-get", "install", "-y", *packages], check=False, env=env, capture_output=True,
+                       timeout=900)  # fmt: skip
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} and it cannot be installed here (needs root and apt-get)")
     return {"executable_path": CHROMIUM, "headless": True, "args": CHROMIUM_ARGS}
