@@ -20,7 +20,6 @@ import argparse
 import json
 import random
 import sys
-from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench._machine import machine_line  # noqa: E402
 from model.edit_settings import DEFAULT_MODEL_DIR  # noqa: E402
-from model.nano.evaluate import heldout_triplets, run_edits  # noqa: E402
+from model.nano.evaluate import heldout_triplets, run_edits, summarize  # noqa: E402
 from model.nano.grammar import fill, frames  # noqa: E402
 from model.nano.world import CATEGORIES, LANGUAGES, Triplet  # noqa: E402
 
@@ -83,13 +82,6 @@ def fresh_triplets(triplets: list[Triplet], lang: str, seed: int) -> list[Triple
     ]
 
 
-def rates(rows: list[dict], key: str) -> dict[str, float]:
-    groups: dict[str, list[bool]] = defaultdict(list)
-    for row in rows:
-        groups[row[key]].append(row["success"])
-    return {k: sum(v) / len(v) for k, v in sorted(groups.items())}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -118,15 +110,14 @@ def main() -> None:
         pipe.set_progress_bar_config(disable=True)
         rows = run_edits(pipe, asks)
         results[path] = rows
-        by_lang = rates(rows, "language")
-        overall = sum(r["success"] for r in rows) / len(rows)
+        summary = summarize(rows)
+        by_lang = {lang: part["success"] for lang, part in summary["per_language"].items()}
         langs = ", ".join(f"{lang} {rate:.0%}" for lang, rate in by_lang.items())
-        print(
-            f"\n{path}: {overall:.0%} ({langs}; zh - en {100 * (by_lang['zh'] - by_lang['en']):+.0f} points)"
-        )
+        gap = 100 * (by_lang["zh"] - by_lang["en"])
+        print(f"\n{path}: {summary['overall']['success']:.0%} ({langs}; zh - en {gap:+.0f} points)")
         for lang in LANGUAGES:
-            per_cat = rates([r for r in rows if r["language"] == lang], "category")
-            print(f"  {lang}: " + ", ".join(f"{c} {rate:.0%}" for c, rate in per_cat.items()))
+            per_cat = summarize([r for r in rows if r["language"] == lang])["per_category"]
+            print(f"  {lang}: " + ", ".join(f"{c} {part['success']:.0%}" for c, part in per_cat.items()))
     if args.json:
         Path(args.json).write_text(json.dumps(results, ensure_ascii=False, indent=1))
 
